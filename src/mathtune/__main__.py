@@ -1,0 +1,5 @@
+"""`python -m mathtune` runs the command line."""
+
+from mathtune.cli import main
+
+main()

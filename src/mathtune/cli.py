@@ -1,0 +1,180 @@
+"""The `mathtune` command line: thin commands over run_pipeline / train / evaluate; heavy imports stay inside."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from mathtune.errors import UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=False, help="Fine-tune small LMs for math, and measure it.")
+
+SetOpt = typer.Option(None, "--set", help="Override a recipe key: --set lora.r=8 (repeatable)")
+OutputOpt = typer.Option(None, "--output", "-o", help="Run folder (default: runs/<name>-<time>)")
+ResumeOpt = typer.Option(False, "--resume", help="Continue the run in --output from where it stopped")
+DebugOpt = typer.Option(False, "--debug", help="Show tracebacks")
+
+
+def mathtune_home() -> Path:
+    """Cache folder for converted models: $MATHTUNE_HOME, else the user cache dir."""
+    env = os.environ.get("MATHTUNE_HOME")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("mathtune"))
+
+
+def _fail(exc: BaseException, debug: bool) -> None:
+    if debug:
+        raise exc
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(2)
+
+
+def guarded(fn):
+    """Run a command body: UserError -> one line + exit 2; Ctrl-C -> exit 130 with a resume hint."""
+
+    def wrapper(*args, debug: bool = False, **kwargs):
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+        try:
+            return fn(*args, **kwargs)
+        except UserError as exc:
+            _fail(exc, debug)
+        except KeyboardInterrupt:
+            typer.echo("interrupted: the last checkpoint is kept; run again with --resume to continue", err=True)
+            raise typer.Exit(130)
+
+    return wrapper
+
+
+def _load(recipe: Optional[str], overrides: Optional[List[str]], output: Optional[Path], resume: bool):
+    """Recipe and run folder; with --resume and no recipe, the recipe saved in the run folder is used."""
+    from mathtune.config import load_recipe
+    from mathtune.runs import default_run_dir, prepare_run_dir
+
+    if resume and output is None:
+        raise UserError("--resume needs --output RUN_FOLDER")
+    if resume and recipe is None and (output / "recipe.yaml").is_file():
+        recipe = str(output / "recipe.yaml")
+    cfg = load_recipe(recipe, overrides or [])
+    run_dir = prepare_run_dir(output or default_run_dir(Path("runs"), cfg.name), resume)
+    return cfg, run_dir
+
+
+@app.command()
+def run(
+    recipe: Optional[str] = typer.Argument(None, help="Recipe YAML (default: the embedded default recipe)"),
+    set_: Optional[List[str]] = SetOpt,
+    output: Optional[Path] = OutputOpt,
+    resume: bool = ResumeOpt,
+    debug: bool = DebugOpt,
+):
+    """Baseline eval, LoRA fine-tune, eval of the adapter, report: the whole loop of one recipe."""
+
+    @guarded
+    def body():
+        from mathtune.config import dump_recipe
+        from mathtune.pipeline import run_pipeline
+        from mathtune.runs import write_run_info
+
+        cfg, run_dir = _load(recipe, set_, output, resume)
+        write_run_info(run_dir, dump_recipe(cfg), cfg.seed, " ".join(["mathtune", *sys.argv[1:]]))
+        typer.echo(f"run folder: {run_dir}")
+        metrics = run_pipeline(cfg, run_dir, mathtune_home(), resume=resume)
+        for name, summary in metrics["results"].items():
+            acc = summary.get("accuracy")
+            typer.echo(f"{name}: accuracy {acc:.1%} on {summary['n_graded']} problems" if acc is not None else name)
+        typer.echo(f"report: {run_dir / 'report.md'}")
+
+    body(debug=debug)
+
+
+@app.command()
+def train(
+    recipe: str = typer.Argument(..., help="Recipe YAML"),
+    set_: Optional[List[str]] = SetOpt,
+    output: Optional[Path] = OutputOpt,
+    resume: bool = ResumeOpt,
+    debug: bool = DebugOpt,
+):
+    """LoRA fine-tune only (no evaluation); the adapter lands in RUN/adapter."""
+
+    @guarded
+    def body():
+        from mathtune.config import dump_recipe
+        from mathtune.models import load_tokenizer, resolve_model
+        from mathtune.pipeline import load_splits, train_stage
+        from mathtune.runs import write_run_info
+
+        cfg, run_dir = _load(recipe, set_, output, resume)
+        write_run_info(run_dir, dump_recipe(cfg), cfg.seed, " ".join(["mathtune", *sys.argv[1:]]))
+        if cfg.data.train is None:
+            raise UserError(f"{recipe}: data.train: missing (training needs a training source)")
+        model_path = resolve_model(cfg.model, mathtune_home())
+        tokenizer = load_tokenizer(model_path)
+        adapter = train_stage(cfg, model_path, tokenizer, load_splits(cfg), run_dir, resume)
+        typer.echo(f"adapter: {adapter}")
+
+    body(debug=debug)
+
+
+@app.command("eval")
+def eval_(
+    model: str = typer.Option("default", "--model", help="Hub id, local folder, or 'default'"),
+    adapter: Optional[Path] = typer.Option(None, "--adapter", help="LoRA adapter folder to apply"),
+    bench: str = typer.Option(..., "--bench", "--data", help="gsm8k, math, ..., a reasoning-gym task, or a .jsonl file"),
+    path: Optional[str] = typer.Option(None, "--path", help="Local copy of a hub benchmark (same schema)"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Evaluate the first K problems"),
+    samples: int = typer.Option(1, "--samples"),
+    temperature: float = typer.Option(0.0, "--temperature"),
+    top_p: float = typer.Option(1.0, "--top-p"),
+    seed: int = typer.Option(0, "--seed"),
+    max_new_tokens: int = typer.Option(1024, "--max-new-tokens"),
+    batch_size: int = typer.Option(16, "--batch-size"),
+    template: str = typer.Option("chat", "--template", help="chat or instruction"),
+    output: Optional[Path] = OutputOpt,
+    resume: bool = ResumeOpt,
+    debug: bool = DebugOpt,
+):
+    """Evaluate a model (optionally with an adapter) on a benchmark; writes samples, summary and report."""
+
+    @guarded
+    def body():
+        from mathtune.eval.benches import bench_recipe
+        from mathtune.eval.report import write_eval_report
+        from mathtune.eval.runner import evaluate
+        from mathtune.models import load_adapter, load_model, load_tokenizer, resolve_model
+        from mathtune.pipeline import load_splits
+        from mathtune.runs import default_run_dir, prepare_run_dir, write_run_info
+        from mathtune.config import dump_recipe
+
+        cfg = bench_recipe(
+            bench, model=model, path=path, limit=limit, samples=samples, temperature=temperature, top_p=top_p,
+            seed=seed, max_new_tokens=max_new_tokens, batch_size=batch_size, template=template,
+        )
+        run_dir = prepare_run_dir(output or default_run_dir(Path("runs"), f"eval-{cfg.name}"), resume)
+        write_run_info(run_dir, dump_recipe(cfg), seed, " ".join(["mathtune", *sys.argv[1:]]))
+        model_path = resolve_model(model, mathtune_home())
+        tokenizer = load_tokenizer(model_path)
+        rows = load_splits(cfg).eval
+        lm = load_model(model_path)
+        if adapter is not None:
+            lm = load_adapter(lm, adapter)
+        lm.eval()
+        summary = evaluate(lm, tokenizer, rows, cfg.format, cfg.eval, run_dir)
+        write_eval_report(run_dir, cfg, summary)
+        typer.echo(f"accuracy {summary.get('accuracy', float('nan')):.1%} on {summary['n_graded']} problems")
+        typer.echo(f"report: {run_dir / 'report.md'}")
+
+    body(debug=debug)
+
+
+def main() -> None:
+    """Entry point for `python -m mathtune`."""
+    app()

@@ -1,0 +1,183 @@
+"""Recipes: YAML -> validated pydantic models. Every error is one line naming the file, the key and what was expected."""
+
+from __future__ import annotations
+
+import copy
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from mathtune.errors import UserError
+
+DEFAULT_RECIPE = "default"
+
+
+class Strict(BaseModel):
+    """Base for recipe blocks: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoraConfig(Strict):
+    """PEFT LoRA settings."""
+
+    r: int = Field(16, gt=0)
+    alpha: int = Field(32, gt=0)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: str | list[str] = "all-linear"
+    modules_to_save: list[str] = []
+
+
+class QuantConfig(Strict):
+    """bitsandbytes loading for QLoRA (CUDA only)."""
+
+    load_in_4bit: bool = False
+    load_in_8bit: bool = False
+    quant_type: Literal["nf4", "fp4"] = "nf4"
+    double_quant: bool = True
+    compute_dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
+
+
+class FormatConfig(Strict):
+    """How a row becomes a prompt and a training target."""
+
+    template: Literal["chat", "instruction"] = "chat"
+    reasoning: Literal["cot", "think", "answer_only"] = "cot"
+    answer_marker: Literal["hash", "boxed"] = "hash"
+    system_prompt: str | None = None
+    # Appended to the question; None picks a sentence that names the answer marker.
+    instruction: str | None = None
+
+
+class EvalConfig(Strict):
+    """Generation and grading settings for evaluation."""
+
+    max_new_tokens: int = Field(1024, gt=0)
+    batch_size: int = Field(16, gt=0)
+    limit: int | None = Field(None, gt=0)
+    backend: Literal["hf", "vllm"] = "hf"
+    temperature: float = Field(0.0, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    samples: int = Field(1, gt=0)
+    seed: int = 0
+    bench: str = "auto"  # gold-answer parsing rule passed to the grader
+
+
+class DataConfig(Strict):
+    """Training and held-out evaluation sources: `{source: NAME, ...options of that source}`."""
+
+    train: dict[str, Any] | None = None
+    eval: dict[str, Any]
+    validation_size: int = Field(0, ge=0)  # rows held out of train for eval loss and early stopping
+
+    @field_validator("train", "eval")
+    @classmethod
+    def _check_source(cls, spec: dict | None, info) -> dict | None:
+        if spec is not None:
+            from mathtune.data.sources import validate_spec  # importing registers the built-in sources
+
+            validate_spec(spec, where=f"data.{info.field_name}")
+        return spec
+
+
+class Recipe(Strict):
+    """A whole run: model, data, format, LoRA, trainer arguments (passed to TRL) and evaluation."""
+
+    name: str = "run"
+    model: str = "default"
+    seed: int = 42
+    data: DataConfig
+    format: FormatConfig = FormatConfig()
+    lora: LoraConfig = LoraConfig()
+    quantization: QuantConfig = QuantConfig()
+    # Passed straight to trl.SFTConfig; keys are checked against it when training starts.
+    trainer: dict[str, Any] = {}
+    early_stopping_patience: int | None = Field(None, gt=0)
+    eval: EvalConfig = EvalConfig()
+    baseline: bool = True  # evaluate the untuned model first
+
+
+def _known_keys(loc: tuple, model: type[BaseModel]) -> list[str]:
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        ann = field.annotation if field else None
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return []
+        model = ann
+    return sorted(model.model_fields)
+
+
+def first_error(exc: ValidationError, prefix: str = "", model: type[BaseModel] | None = None) -> str:
+    """The first pydantic error as one line: `key: what was wrong` (unknown keys list the known ones)."""
+    errors = exc.errors()
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    loc = ".".join(str(p) for p in err["loc"] if p != "__root__")
+    key = ".".join(p for p in (prefix, loc) if p)
+    if err["type"] == "extra_forbidden":
+        known = _known_keys(err["loc"], model or Recipe)
+        return f"{key}: unknown key" + (f" (expected one of: {', '.join(known)})" if known else "")
+    if err["type"] == "missing":
+        return f"{key}: missing required key"
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "value_error":
+        return msg
+    return f"{key}: {msg}, got {err.get('input')!r}"
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split `a.b.c=value` into its key path and a YAML-typed value."""
+    if "=" not in text:
+        raise UserError(f"--set {text!r}: expected key=value, e.g. --set lora.r=8")
+    key, raw = text.split("=", 1)
+    return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else ""
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Return a copy of `raw` with each `--set key=value` applied (nested keys with dots)."""
+    out = copy.deepcopy(raw)
+    for item in overrides:
+        path, value = parse_override(item)
+        node = out
+        for part in path[:-1]:
+            if not isinstance(node.get(part, {}), dict):
+                raise UserError(f"--set {item!r}: {part!r} is not a block of the recipe")
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return out
+
+
+def read_recipe_file(path: str | None) -> tuple[str, dict]:
+    """Read a recipe's YAML (None = the embedded default) and return (display name, mapping)."""
+    if path is None or path == DEFAULT_RECIPE:
+        text = resources.files("mathtune").joinpath("recipes/default.yaml").read_text()
+        return "default recipe", yaml.safe_load(text)
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"{path}: recipe file not found")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise UserError(f"{path}:{where} not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping of recipe keys at the top level")
+    return str(path), data
+
+
+def load_recipe(path: str | None = None, overrides: list[str] | None = None) -> Recipe:
+    """Load, override and validate a recipe; errors are UserError with one line naming the file and key."""
+    name, raw = read_recipe_file(path)
+    raw = apply_overrides(raw, overrides or [])
+    try:
+        return Recipe.model_validate(raw)
+    except ValidationError as exc:
+        raise UserError(f"{name}: {first_error(exc)}") from None
+
+
+def dump_recipe(recipe: Recipe) -> str:
+    """The resolved recipe as YAML (what a run folder saves so the run can be repeated)."""
+    return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False)

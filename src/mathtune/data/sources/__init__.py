@@ -1,0 +1,103 @@
+"""Data sources: `load_source({"source": name, **options})` -> rows of the common schema (see `base.py`).
+
+Importing this package registers every built-in source; add your own with `@register_source("name", Options)`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from mathtune.data.sources import hub, local, reasoning_gym  # noqa: F401  (importing registers the sources)
+from mathtune.data.sources.base import ROW_FIELDS, SOURCES, DataError, SourceOptions, make_row, register_source
+from mathtune.registry import UnknownNameError
+
+__all__ = ["SOURCES", "DataError", "SourceOptions", "load_source", "validate_spec", "make_row", "register_source"]
+
+# pydantic error type -> what we tell the user was expected
+_EXPECTED = {
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "string_type": "a string",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "dict_type": "a mapping",
+    "list_type": "a list",
+}
+
+
+def validate_spec(spec: Mapping[str, Any], *, where: str = "data") -> tuple[Any, SourceOptions]:
+    """Check `spec` against its source's options without loading; problems raise a one-line DataError."""
+    if not isinstance(spec, Mapping):
+        raise DataError(f"{where}: expected a mapping with a 'source' key, got {spec!r}")
+    name = spec.get("source")
+    if name is None:
+        raise DataError(f"{where}.source: missing; expected one of: {', '.join(SOURCES.names())}")
+    if not isinstance(name, str):
+        raise DataError(f"{where}.source: expected a string, got {name!r}")
+    try:
+        source = SOURCES.get(name)
+    except UnknownNameError as e:
+        raise DataError(f"{where}.source: {e}") from None
+    try:
+        opts = source.options.model_validate({k: v for k, v in spec.items() if k != "source"})
+    except ValidationError as e:
+        raise DataError(describe_error(e, where, source.options)) from None
+    if opts.limit is not None and opts.limit < 0:
+        raise DataError(f"{where}.limit: expected a count >= 0, got {opts.limit}")
+    return source, opts
+
+
+def load_source(spec: Mapping[str, Any], *, where: str = "data") -> list[dict]:
+    """Validate `spec` against its source's options and load the rows; problems raise a one-line DataError."""
+    source, opts = validate_spec(spec, where=where)
+    name = spec["source"]
+    try:
+        rows = source.load(opts)
+    except DataError as e:
+        raise DataError(f"{where}: {e}") from e
+    rows = rows if opts.limit is None else rows[: opts.limit]
+    _check_rows(rows, name, where)
+    return rows
+
+
+def describe_error(error: ValidationError, where: str, model: type[BaseModel]) -> str:
+    """The first error of a pydantic validation as one line: `where.key: expected ..., got ...`."""
+    errors = error.errors()
+    # an unknown key usually explains a "missing" one too (a typo): report it first
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    key = where
+    for part in err["loc"]:
+        key += f"[{part}]" if isinstance(part, int) else f".{part}"
+    kind, given, ctx = err["type"], err.get("input"), err.get("ctx") or {}
+    if kind == "missing":
+        return f"{key}: required option is missing"
+    if kind == "extra_forbidden":
+        known = sorted(model.model_fields)
+        close = difflib.get_close_matches(str(err["loc"][-1]), known, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        return f"{key}: unknown option.{hint} Known: {', '.join(known)}"
+    if kind in _EXPECTED:
+        return f"{key}: expected {_EXPECTED[kind]}, got {given!r}"
+    if kind == "literal_error":
+        return f"{key}: expected {ctx['expected']}, got {given!r}"
+    if kind == "value_error":  # our own validators: their message already says what was expected
+        return f"{key}: {ctx['error']}"
+    msg = err["msg"]
+    return f"{key}: {msg[0].lower()}{msg[1:]}, got {given!r}"
+
+
+def _check_rows(rows: Any, name: str, where: str) -> None:
+    # a user's own source can return anything; catch it here rather than deep inside a trainer
+    if not isinstance(rows, list):
+        raise DataError(f"{where}: source {name!r} returned {type(rows).__name__}, expected a list of rows")
+    for i, row in enumerate(rows, start=1):
+        bad = next((f for f in ROW_FIELDS if not isinstance(row, dict) or not isinstance(row.get(f), str)), None)
+        if bad is not None:
+            raise DataError(f"{where}: source {name!r} row {i}: {bad!r} must be a string (see make_row)")

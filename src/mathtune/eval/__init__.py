@@ -1,0 +1,1 @@
+"""Generation, metrics, reasoning diagnostics and reports for evaluating math models."""

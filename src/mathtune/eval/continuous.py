@@ -1,0 +1,266 @@
+"""Continuous batching for CPU generation: finished rows leave the batch at once and queued prompts take their slot.
+
+The engine behind `HFGenerator` (mathtune/eval/generate.py). Every running row keeps its KV in one preallocated slab
+`[slots, kv_heads, capacity, head_dim]` per layer, right-aligned: all rows write the same column each step and a row's
+prompt is written just left of that column when it joins. The linear layers run on all rows at once; attention runs
+row by row on each row's own columns (the `mathtune_rows` attention below), which is the very SDPA call unbatched
+`generate` makes, so no padding is attended and no KV is concatenated or repadded per step.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import torch
+from transformers import AttentionInterface, DynamicCache
+from transformers.cache_utils import Cache, DynamicLayer
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+SLACK = 64  # spare columns: the slab is slid left (dropping columns no row uses) once per SLACK steps at most
+
+
+@dataclass
+class Job:
+    """One sequence to generate: `key` is handed back with its result; `rng` is set when sampling."""
+
+    key: Any
+    prompt: list[int]
+    rng: torch.Generator | None = None
+
+
+ROW_ATTENTION = "mathtune_rows"
+
+
+def _row_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attention_mask: Any,
+                   mathtune_row_starts: list[int] | None = None, **kwargs: Any) -> tuple[torch.Tensor, None]:
+    """SDPA per row over the row's own columns `start:` (decode), or plain causal SDPA (a lone prompt's prefill).
+
+    The transformers mask builder returns no mask for this implementation name, as it does under "sdpa" for one
+    unpadded sequence. Each row's call is the exact `scaled_dot_product_attention` call that transformers' "sdpa"
+    makes for that row decoding alone (no mask, grouped KV heads), so attention gives the unbatched bits.
+    """
+    if mathtune_row_starts is None or query.shape[2] != 1 or key.shape[-1] != value.shape[-1]:
+        return sdpa_attention_forward(module, query, key, value, None, **kwargs)
+    gqa = getattr(module, "num_key_value_groups", 1) > 1
+    rows = [
+        torch.nn.functional.scaled_dot_product_attention(
+            query[i : i + 1], key[i : i + 1, :, s:], value[i : i + 1, :, s:],
+            dropout_p=0.0, scale=kwargs.get("scaling"), enable_gqa=gqa,
+        )
+        for i, s in enumerate(mathtune_row_starts)
+    ]
+    return torch.cat(rows).transpose(1, 2).contiguous(), None
+
+
+AttentionInterface.register(ROW_ATTENTION, _row_attention)
+
+
+@contextmanager
+def _attention(model: Any, name: str) -> Iterator[None]:
+    """Switch the model (or the model inside a peft wrapper) to attention `name` and back."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    old = base.config._attn_implementation
+    base.set_attn_implementation(name)
+    try:
+        yield
+    finally:
+        base.set_attn_implementation(old)
+
+
+@contextmanager
+def _packed_linears(model: Any, batch_hint: int) -> Iterator[None]:
+    """On CPU, decode steps run every plain fp32 `nn.Linear` on a weight prepacked for oneDNN.
+
+    At a handful of rows a GEMM spends much of its time repacking the weight; prepacked, the layers of
+    SmolLM2-135M take ~15% less and the LM head ~35% less (benchmarks/results/eval_speed.md). Prefill (more than
+    one position) keeps the stock path, so its KV is bit-identical to unbatched `generate`. The packed copy costs
+    one more copy of the weights in memory while generating.
+    """
+    linears = [
+        m for m in model.modules()
+        if type(m) is torch.nn.Linear and m.weight.device.type == "cpu" and m.weight.dtype == torch.float32
+        and "forward" not in m.__dict__  # already wrapped (accelerate hooks...): leave it alone
+    ]
+    if not torch.backends.mkldnn.is_available() or not linears:
+        yield
+        return
+    for m in linears:
+        packed = torch.ops.mkldnn._reorder_linear_weight(m.weight.detach(), batch_hint)
+
+        def forward(x: torch.Tensor, m: torch.nn.Linear = m, packed: torch.Tensor = packed) -> torch.Tensor:
+            if x.dim() == 3 and x.shape[1] == 1:  # a decode step: one position per row
+                return torch.ops.mkldnn._linear_pointwise(x, packed, m.bias, "none", [], "")
+            return torch.nn.functional.linear(x, m.weight, m.bias)
+
+        m.forward = forward
+    try:
+        yield
+    finally:
+        for m in linears:
+            del m.forward
+
+
+@dataclass
+class _Row:
+    job: Job
+    new: list[int] = field(default_factory=list)  # generated ids so far; the last one is fed next step
+
+
+class _SlabLayer(DynamicLayer):
+    """One layer's KV for all slots; `update` writes the new column(s) in place and returns the used columns."""
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor):
+        super().__init__()
+        self.keys, self.values = keys, values
+        self.dtype, self.device = keys.dtype, keys.device
+        self.is_initialized = True
+        self.length = 0
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any):
+        end = self.length + key_states.shape[-2]
+        self.keys[:, :, self.length : end] = key_states
+        self.values[:, :, self.length : end] = value_states
+        self.length = end
+        return self.keys[:, :, :end], self.values[:, :, :end]
+
+    def get_seq_length(self) -> int:
+        return self.length
+
+
+class _Slab:
+    """The KV slab of every layer plus each slot's first used column."""
+
+    def __init__(self, prefill: DynamicCache, slots: int, capacity: int):
+        shapes = [(layer.keys.shape[1], layer.keys.shape[3], layer.keys.dtype) for layer in prefill.layers]
+        self.cache = Cache(
+            layers=[
+                _SlabLayer(torch.zeros(slots, h, capacity, d, dtype=t), torch.zeros(slots, h, capacity, d, dtype=t))
+                for h, d, t in shapes
+            ]
+        )
+        self.starts = [0] * slots
+        self.capacity = capacity
+
+    @property
+    def length(self) -> int:
+        return self.cache.layers[0].length
+
+    def _set_length(self, length: int) -> None:
+        for layer in self.cache.layers:
+            layer.length = length
+
+    def write(self, slot: int, prefill: DynamicCache) -> None:
+        """Put a freshly prefilled prompt into `slot`, ending at the current column (sliding right if it is short)."""
+        n = prefill.layers[0].keys.shape[2]
+        if n > self.length:
+            self.shift(n - self.length)
+        start = self.length - n
+        for layer, new in zip(self.cache.layers, prefill.layers):
+            layer.keys[slot, :, start : self.length] = new.keys[0]
+            layer.values[slot, :, start : self.length] = new.values[0]
+        self.starts[slot] = start
+
+    def shift(self, by: int) -> None:
+        """Move every used column `by` to the right (negative: to the left, dropping columns no row uses)."""
+        old, new = self.length, self.length + by
+        src, dst = (slice(0, old), slice(by, new)) if by > 0 else (slice(-by, old), slice(0, new))
+        for layer in self.cache.layers:
+            for buf in (layer.keys, layer.values):
+                buf[:, :, dst] = buf[:, :, src].clone()
+        self.starts = [max(0, s + by) for s in self.starts]
+        self._set_length(new)
+
+    def make_room(self, live: list[int]) -> None:
+        """Before a step: when the next column would not fit, slide left past the columns no live slot uses."""
+        if self.length < self.capacity:
+            return
+        first = min(self.starts[i] for i in live)
+        if first == 0:
+            raise RuntimeError("KV slab full: a row outgrew prompt + max_new_tokens")  # cannot happen by sizing
+        self.shift(-first)
+
+    def keep(self, slots: list[int]) -> None:
+        """Drop every slot not in `slots` (rows finished and nothing is queued): later steps compute fewer rows."""
+        index = torch.tensor(slots)
+        for layer in self.cache.layers:
+            layer.keys, layer.values = layer.keys[index], layer.values[index]
+        self.starts = [self.starts[i] for i in slots]
+
+
+def run(
+    model: Any,
+    jobs: list[Job],
+    slots: int,
+    max_new_tokens: int,
+    pick: Callable[[torch.Tensor, list[Job]], list[int]],
+    is_done: Callable[[list[int]], bool],
+    on_done: Callable[[Job, list[int]], None],
+) -> None:
+    """Generate every job; `pick(logits [rows, vocab], jobs)` chooses next ids, `is_done(new_ids)` ends a row early.
+
+    Jobs are admitted in the given order (give them longest prompt first: a prompt never has to wait for room).
+    `on_done(job, new_ids)` is called as each row ends, with at most `max_new_tokens` ids.
+    """
+    with _attention(model, ROW_ATTENTION), _packed_linears(model, slots):
+        _run(model, deque(jobs), slots, max_new_tokens, pick, is_done, on_done)
+
+
+def _run(model: Any, queue: deque, slots: int, max_new_tokens: int, pick: Callable, is_done: Callable,
+         on_done: Callable) -> None:
+    jobs = list(queue)
+    capacity = max(len(j.prompt) for j in jobs) + max_new_tokens + SLACK
+    slab: _Slab | None = None
+    rows: list[_Row | None] = []
+    while queue or any(rows):
+        while queue and (slab is None or None in rows or len(rows) < slots):
+            job = queue.popleft()
+            cache, first = _prefill(model, job, pick)
+            if slab is None:
+                slab = _Slab(cache, slots, capacity)
+            row = _Row(job, [first])
+            if len(row.new) >= max_new_tokens or is_done(row.new):
+                on_done(job, row.new)
+                continue
+            slot = rows.index(None) if None in rows else len(rows)
+            rows[slot : slot + 1] = [row]
+            slab.write(slot, cache)
+        if slab is None:
+            break
+        if None in rows or len(rows) < len(slab.starts):  # nothing queued: stop computing the finished rows
+            live = [i for i, r in enumerate(rows) if r is not None]
+            slab.keep(live)
+            rows = [rows[i] for i in live]
+        if not rows:
+            break
+        _step(model, slab, rows, pick)
+        for i, row in enumerate(rows):
+            if row is not None and (len(row.new) >= max_new_tokens or is_done(row.new)):
+                on_done(row.job, row.new)
+                rows[i] = None
+
+
+def _prefill(model: Any, job: Job, pick: Callable) -> tuple[DynamicCache, int]:
+    """Run one prompt alone, exactly as unbatched `generate` does, and pick its first new token."""
+    cache = DynamicCache()
+    ids = torch.tensor([job.prompt])
+    out = model(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1, mathtune_row_starts=None)
+    return cache, pick(out.logits[:, -1, :], [job])[0]
+
+
+def _step(model: Any, slab: _Slab, rows: list[_Row], pick: Callable) -> None:
+    """One decode step of every row: feed each row's last id at its own position, append the picked id."""
+    slab.make_room(list(range(len(rows))))
+    ids = torch.tensor([[r.new[-1]] for r in rows])
+    positions = torch.tensor([[len(r.job.prompt) + len(r.new) - 1] for r in rows])
+    out = model(
+        input_ids=ids,
+        position_ids=positions,
+        past_key_values=slab.cache,
+        use_cache=True,
+        mathtune_row_starts=slab.starts,
+    )
+    for row, tok in zip(rows, pick(out.logits[:, -1, :], [r.job for r in rows])):
+        row.new.append(tok)

@@ -1,0 +1,269 @@
+"""Batched text generation for evaluation: n completions per prompt, greedy or seeded sampling, EOS and stop strings.
+
+Used by the eval runner (`mathtune eval <recipe>`); `make_generator("hf" | "vllm", model, tokenizer)` picks a backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import hashlib
+from typing import Any, Callable, Protocol
+
+import torch
+
+from mathtune.errors import UserError
+from mathtune.eval.continuous import Job, run
+
+
+@dataclass
+class GenerationConfig:
+    """How to sample; `temperature == 0` means greedy (then the n completions of a prompt are identical)."""
+
+    max_new_tokens: int = 1024
+    temperature: float = 0.0
+    top_p: float = 1.0
+    n: int = 1
+    seed: int = 0
+    stop: list[str] = field(default_factory=list)  # cut at the first stop string, which is excluded from the text
+    batch_size: int = 16
+
+
+@dataclass
+class Completion:
+    text: str
+    num_tokens: int  # generated tokens, up to and including EOS or the token that completed a stop string
+    truncated: bool  # hit max_new_tokens without EOS or a stop string
+
+
+class Generator(Protocol):
+    def generate(
+        self, prompts: list[str], config: GenerationConfig, progress: bool = True
+    ) -> list[list[Completion]]: ...
+
+
+def eos_token_ids(model: Any, tokenizer: Any) -> set[int]:
+    """Every id that ends a completion: the tokenizer's EOS plus the model's generation_config EOS (int or list)."""
+    ids: set[int] = set()
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if gen_eos is not None:
+        ids.update(int(i) for i in ([gen_eos] if isinstance(gen_eos, int) else gen_eos))
+    return ids
+
+
+def finish(ids: list[int], tokenizer: Any, eos: set[int], stop: list[str], max_new_tokens: int) -> Completion:
+    """Turn the raw generated ids of one sequence into a Completion: cut at EOS, then at the first stop string."""
+    stopped = False
+    for i, tok in enumerate(ids):
+        if tok in eos:
+            ids, stopped = ids[:i], True  # the EOS token counts in num_tokens but is not part of the text
+            break
+    text = tokenizer.decode(ids, skip_special_tokens=True)
+    num_tokens = len(ids) + stopped
+    cut = min((p for p in (text.find(s) for s in stop) if p >= 0), default=-1)
+    if cut >= 0:
+        text, stopped = text[:cut], True
+        num_tokens = _tokens_to_reach(ids, tokenizer, stop)
+    truncated = not stopped and num_tokens >= max_new_tokens
+    return Completion(text=text, num_tokens=num_tokens, truncated=truncated)
+
+
+def _tokens_to_reach(ids: list[int], tokenizer: Any, stop: list[str]) -> int:
+    """Fewest leading tokens whose text contains a stop string (binary search: containment only grows with k)."""
+    lo, hi = 1, len(ids)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        text = tokenizer.decode(ids[:mid], skip_special_tokens=True)
+        if any(s in text for s in stop):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def contains_stop(ids: list[int], tokenizer: Any, stop: list[str]) -> bool:
+    """Whether the decoded ids hold a stop string; decodes only the tail that a new stop string could end in."""
+    if not stop:
+        return False
+    # a stop string of c characters ends within the last c tokens unless tokens decode to nothing; the margin
+    # covers special and partial-UTF-8 tokens. finish() re-checks on the full text, so this only decides when to halt.
+    tail = ids[-(max(len(s) for s in stop) + 8) :]
+    text = tokenizer.decode(tail, skip_special_tokens=True)
+    return any(s in text for s in stop)
+
+
+def _rng(seed: int, prompt: int, sample: int) -> torch.Generator:
+    """A generator per (prompt, sample): samples do not depend on batch size, order or the other prompts."""
+    digest = hashlib.sha256(f"{seed}/{prompt}/{sample}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
+
+
+def _picker(config: GenerationConfig) -> Callable[[torch.Tensor, list[Job]], list[int]]:
+    """Next-token choice for a batch of logits: argmax, or temperature + top-p sampling with each job's generator."""
+    if config.temperature == 0.0:
+        return lambda logits, jobs: logits.argmax(-1).tolist()
+
+    def pick(logits: torch.Tensor, jobs: list[Job]) -> list[int]:
+        probs = torch.softmax(logits.float() / config.temperature, dim=-1)
+        if config.top_p < 1.0:  # keep the smallest set of top tokens whose mass reaches top_p (at least one)
+            sorted_probs, order = probs.sort(dim=-1, descending=True)
+            drop = sorted_probs.cumsum(-1) - sorted_probs >= config.top_p
+            probs = probs.scatter(-1, order, sorted_probs.masked_fill(drop, 0.0))
+        return [int(torch.multinomial(p, 1, generator=job.rng)) for p, job in zip(probs, jobs)]
+
+    return pick
+
+
+def _supports_slab(model: Any) -> bool:
+    """Continuous batching needs every layer to be plain full attention (no sliding window, no linear attention)."""
+    config = model.config.get_text_config(decoder=True)
+    kinds = set(getattr(config, "layer_types", None) or ["full_attention"])
+    return kinds == {"full_attention"} and not getattr(config, "sliding_window", None)
+
+
+class _StopStrings:
+    """A transformers StoppingCriteria (duck-typed) that ends rows whose new text holds a stop string."""
+
+    def __init__(self, tokenizer: Any, stop: list[str], prompt_len: int):
+        self.tokenizer, self.stop, self.prompt_len = tokenizer, stop, prompt_len
+
+    def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
+        rows = input_ids[:, self.prompt_len :].tolist()
+        done = [contains_stop(r, self.tokenizer, self.stop) for r in rows]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
+class HFGenerator:
+    """Generation with a transformers (or peft-wrapped) causal LM on CPU or one GPU, by continuous batching.
+
+    Up to `config.batch_size` rows decode together; a row leaves as soon as it ends and the next prompt (longest
+    first) takes its slot. Greedy rows match unbatched `model.generate` up to float reduction order (see
+    benchmarks/results/eval_speed.md). Models with sliding-window or linear-attention layers fall back to plain
+    left-padded `model.generate` batches.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any):
+        self.model, self.tokenizer = model, tokenizer
+        self.eos = eos_token_ids(model, tokenizer)
+        if not self.eos:
+            raise UserError("the tokenizer has no EOS token, so generation could never end before max_new_tokens")
+        pad = tokenizer.pad_token_id
+        self.pad_id = int(pad) if pad is not None else min(self.eos)  # pad with EOS when the tokenizer has no pad
+
+    def generate(
+        self, prompts: list[str], config: GenerationConfig, progress: bool = True
+    ) -> list[list[Completion]]:
+        """Return `config.n` completions per prompt, in prompt order (prompts are already chat-formatted)."""
+        from tqdm.auto import tqdm
+
+        if config.max_new_tokens < 1 or config.n < 1 or config.batch_size < 1:
+            raise UserError(f"generation: max_new_tokens, n and batch_size must be >= 1, got {config}")
+        greedy = config.temperature == 0.0
+        copies = 1 if greedy else config.n  # greedy samples are identical: compute once, copy n times
+        encoded = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        jobs = [
+            Job((i, k), ids, None if greedy else _rng(config.seed, i, k))
+            for i, ids in enumerate(encoded)
+            for k in range(copies)
+        ]
+        jobs.sort(key=lambda job: len(job.prompt), reverse=True)  # longest first: a joining prompt always fits
+        results: list[list[Completion | None]] = [[None] * copies for _ in prompts]
+        bar = tqdm(total=len(jobs), desc="generate", unit="seq", disable=not progress)
+
+        def on_done(job: Job, ids: list[int]) -> None:
+            i, k = job.key
+            results[i][k] = finish(ids, self.tokenizer, self.eos, config.stop, config.max_new_tokens)
+            bar.update(1)
+
+        with torch.inference_mode():
+            if _supports_slab(self.model):
+                run(self.model, jobs, config.batch_size, config.max_new_tokens, _picker(config),
+                    lambda ids: ids[-1] in self.eos or contains_stop(ids, self.tokenizer, config.stop), on_done)
+            else:
+                self._generate_padded(jobs, config, on_done)
+        bar.close()
+        return [row * config.n if greedy else row for row in results]  # type: ignore[misc]
+
+    def _generate_padded(self, jobs: list[Job], config: GenerationConfig, on_done: Callable) -> None:
+        """Fallback: plain left-padded `model.generate` batches (rows that end early idle until the batch ends)."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            for start in range(0, len(jobs), config.batch_size):
+                batch = jobs[start : start + config.batch_size]
+                for job, ids in zip(batch, self._generate_batch([job.prompt for job in batch], config)):
+                    on_done(job, ids)
+
+    def _generate_batch(self, batch: list[list[int]], config: GenerationConfig) -> list[list[int]]:
+        """One left-padded `model.generate` call; returns the new ids of each row (pads after a stop included)."""
+        from transformers import GenerationConfig as HFGenerationConfig
+
+        width = max(len(ids) for ids in batch)
+        input_ids = torch.tensor([[self.pad_id] * (width - len(ids)) + ids for ids in batch])
+        mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in batch])
+        device = next(self.model.parameters()).device
+        greedy = config.temperature == 0.0
+        # every knob set explicitly: unset ones would be filled from the checkpoint's generation_config (top_k=50...)
+        hf_config = HFGenerationConfig(
+            max_new_tokens=config.max_new_tokens,
+            do_sample=not greedy,
+            temperature=None if greedy else config.temperature,
+            top_p=None if greedy else config.top_p,
+            top_k=None if greedy else 0,
+            repetition_penalty=1.0,
+            num_beams=1,
+            pad_token_id=self.pad_id,
+            eos_token_id=sorted(self.eos),
+        )
+        stopping = [_StopStrings(self.tokenizer, config.stop, width)] if config.stop else None
+        out = self.model.generate(
+            input_ids=input_ids.to(device),
+            attention_mask=mask.to(device),
+            generation_config=hf_config,
+            stopping_criteria=stopping,
+        )
+        return out[:, width:].tolist()
+
+
+class VLLMGenerator:
+    """vLLM backend (optional extra `mathtune[vllm]`, CUDA only); `model` must be a local folder or hub id."""
+
+    def __init__(self, model: Any, tokenizer: Any):
+        try:
+            import vllm
+        except ImportError as err:
+            raise UserError("backend 'vllm' needs the vllm package: pip install 'mathtune[vllm]'") from err
+        if not torch.cuda.is_available():
+            raise UserError("backend 'vllm' needs a CUDA GPU; use backend 'hf' on this machine")
+        path = model if isinstance(model, str) else getattr(getattr(model, "config", None), "_name_or_path", "")
+        if not path:
+            raise UserError("backend 'vllm' needs a model saved to disk (merge LoRA adapters first)")
+        self.vllm = vllm
+        self.llm = vllm.LLM(model=str(path), tokenizer=getattr(tokenizer, "name_or_path", None) or str(path))
+
+    def generate(
+        self, prompts: list[str], config: GenerationConfig, progress: bool = True
+    ) -> list[list[Completion]]:
+        params = self.vllm.SamplingParams(
+            n=config.n,
+            temperature=config.temperature,
+            top_p=config.top_p,
+            seed=config.seed,
+            max_tokens=config.max_new_tokens,
+            stop=config.stop or None,
+        )
+        token_prompts = [{"prompt_token_ids": self.llm.get_tokenizer()(p, add_special_tokens=False)["input_ids"]}
+                         for p in prompts]
+        outputs = self.llm.generate(token_prompts, params, use_tqdm=progress)
+        return [
+            [Completion(o.text, len(o.token_ids), o.finish_reason == "length") for o in out.outputs] for out in outputs
+        ]
+
+
+def make_generator(backend: str, model: Any, tokenizer: Any) -> Generator:
+    """Return the generator of `backend`: "hf" (any transformers or peft model) or "vllm" (GPU, optional extra)."""
+    if backend == "hf":
+        return HFGenerator(model, tokenizer)
+    if backend == "vllm":
+        return VLLMGenerator(model, tokenizer)
+    raise UserError(f"unknown generation backend {backend!r}; known: hf, vllm")

@@ -1,0 +1,165 @@
+"""A run's `report.md`: before/after accuracy with intervals, paired significance, diagnostics, loss curve."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mathtune.config import Recipe
+from mathtune.runs import atomic_write_text, read_json
+
+ROWS = [  # (label, key in summary, format)
+    ("accuracy", "accuracy", "pct"),
+    ("95% interval", None, "ci"),
+    ("problems graded", "n_graded", "int"),
+    ("no answer found", "no_answer_rate", "pct"),
+    ("truncated (hit max tokens)", "truncation_rate", "pct"),
+    ("tokens per completion", "mean_tokens", "float"),
+]
+DIAG_ROWS = [
+    ("doubt markers per 1k tokens", "mean_doubt_per_1k_tokens"),
+    ("repeated 3-gram ratio", "mean_repeated_3gram_ratio"),
+    ("completions with an answer flip", "flip_rate"),
+    ("completions ending in a loop", "loop_rate"),
+]
+
+
+def _fmt(value, kind: str) -> str:
+    if value is None:
+        return "n/a"
+    if kind == "pct":
+        return f"{100 * value:.1f}%"
+    if kind == "int":
+        return str(value)
+    return f"{value:.3g}"
+
+
+def _cell(summary: dict, key: str | None, kind: str) -> str:
+    if kind == "ci":
+        if "accuracy_low" not in summary:
+            return "n/a"
+        return f"[{100 * summary['accuracy_low']:.1f}%, {100 * summary['accuracy_high']:.1f}%]"
+    return _fmt(summary.get(key), kind)
+
+
+def results_table(results: dict[str, dict]) -> str:
+    """Markdown table with one column per evaluated model (baseline, tuned, ...)."""
+    names = list(results)
+    lines = ["| metric | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for label, key, kind in ROWS:
+        lines.append(f"| {label} | " + " | ".join(_cell(results[n], key, kind) for n in names) + " |")
+    for label, key in DIAG_ROWS:
+        cells = [_fmt(results[n].get("diagnostics", {}).get(key), "float") for n in names]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _verdicts(path: Path) -> dict[int, bool]:
+    out = {}
+    for line in path.read_text().splitlines():
+        rec = json.loads(line)
+        if rec["sample"] == 0 and rec["correct"] is not None:
+            out[rec["index"]] = rec["correct"]
+    return out
+
+
+def paired_section(run_dir: Path, a: str, b: str) -> str:
+    """McNemar and paired-bootstrap comparison of two evaluations of the same problems."""
+    from mathtune.eval.metrics import mcnemar, paired_bootstrap
+
+    va, vb = _verdicts(run_dir / a / "samples.jsonl"), _verdicts(run_dir / b / "samples.jsonl")
+    common = sorted(set(va) & set(vb))
+    if not common:
+        return ""
+    xa, xb = [va[i] for i in common], [vb[i] for i in common]
+    mc, bs = mcnemar(xa, xb), paired_bootstrap(xa, xb)
+    return (
+        f"On the same {len(common)} problems, {b} minus {a}: {100 * bs.diff:+.1f} points "
+        f"(95% paired-bootstrap interval [{100 * bs.low:+.1f}, {100 * bs.high:+.1f}]). "
+        f"{b} alone right on {mc.b01}, {a} alone right on {mc.b10}; McNemar p = {mc.p_value:.3g} ({mc.method})."
+    )
+
+
+def plot_loss(log_history: list[dict], path: Path) -> bool:
+    """Training (and validation) loss against step as a PNG; False when there is nothing to plot."""
+    train = [(h["step"], h["loss"]) for h in log_history if "loss" in h and "step" in h]
+    val = [(h["step"], h["eval_loss"]) for h in log_history if "eval_loss" in h]
+    if not train:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(*zip(*train), label="train loss")
+    if val:
+        ax.plot(*zip(*val), marker="o", label="validation loss")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss (completion tokens)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def examples_section(run_dir: Path, name: str, k: int = 3) -> str:
+    """A few graded completions, so a reader sees what the numbers are made of."""
+    path = run_dir / name / "samples.jsonl"
+    if not path.is_file():
+        return ""
+    recs = [json.loads(line) for line in path.read_text().splitlines()][:k]
+    parts = []
+    for r in recs:
+        verdict = {True: "correct", False: "wrong", None: "ungradable"}[r["correct"]]
+        parts.append(
+            f"**Q:** {r['question']}\n\n```\n{r['completion'][:600]}\n```\n"
+            f"extracted `{r['extracted']}` ({r['rule']}), gold `{r['gold']}`: {verdict}\n"
+        )
+    return f"### {name}\n\n" + "\n".join(parts)
+
+
+def write_run_report(run_dir: Path, recipe: Recipe, metrics: dict) -> Path:
+    """Write `report.md` (and `loss.png`) into the run folder and return its path."""
+    results = metrics["results"]
+    train_log = read_json(run_dir / "train_log.json") or {}
+    has_plot = plot_loss(train_log.get("log_history", []), run_dir / "loss.png")
+    secs = metrics.get("seconds", {})
+    out = [
+        f"# mathtune run: {recipe.name}",
+        "",
+        f"Model `{recipe.model}`; {metrics['rows']['train']} training rows, {metrics['rows']['eval']} held-out "
+        "problems (no question shared with training).",
+        "",
+        results_table(results) if results else "No evaluation was run.",
+        "",
+    ]
+    if "baseline" in results and "tuned" in results:
+        out += [paired_section(run_dir, "baseline", "tuned"), ""]
+    out.append("Time: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in secs.items()) + ".")
+    if has_plot:
+        out += ["", "![training loss](loss.png)"]
+    out += ["", "## Examples", ""] + [examples_section(run_dir, n) for n in results]
+    path = run_dir / "report.md"
+    atomic_write_text(path, "\n".join(out) + "\n")
+    return path
+
+
+def write_eval_report(run_dir: Path, recipe: Recipe, summary: dict) -> Path:
+    """Write `report.md` for a single `mathtune eval` run."""
+    extra = [f"| {k} | {100 * v:.1f}% |" for k, v in summary.items() if k.startswith(("pass@", "maj@"))]
+    out = [
+        f"# mathtune eval: {recipe.name}",
+        "",
+        f"Model `{recipe.model}`, {summary['n']} problems.",
+        "",
+        results_table({"model": summary}),
+    ]
+    if extra:
+        out += ["", "| metric | value |", "|---|---|", *extra]
+    out += ["", "## Examples", "", examples_section(run_dir, ".")]
+    path = run_dir / "report.md"
+    atomic_write_text(path, "\n".join(out) + "\n")
+    return path

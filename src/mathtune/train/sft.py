@@ -1,0 +1,133 @@
+"""LoRA / QLoRA supervised fine-tuning with TRL's SFTTrainer: `mathtune train RECIPE`."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from mathtune.config import Recipe
+from mathtune.errors import UserError
+
+# mathtune's defaults for trl.SFTConfig; anything in the recipe's `trainer:` block wins.
+SFT_DEFAULTS: dict[str, Any] = {
+    "num_train_epochs": 1,
+    "per_device_train_batch_size": 8,
+    "gradient_accumulation_steps": 1,
+    "learning_rate": 2e-4,
+    "lr_scheduler_type": "cosine",
+    "warmup_steps": 0.05,
+    "logging_steps": 1,
+    "save_strategy": "steps",
+    "save_steps": 20,
+    "save_total_limit": 2,
+    "report_to": "none",
+    "max_length": 512,
+    "completion_only_loss": True,
+    "dataloader_num_workers": 0,
+    "disable_tqdm": False,
+}
+CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+
+
+def check_trainer_keys(trainer: dict[str, Any], where: str = "trainer") -> None:
+    """Fail with one line when the recipe's `trainer:` block has a key trl.SFTConfig does not know."""
+    from trl import SFTConfig
+
+    known = {f.name for f in dataclasses.fields(SFTConfig)}
+    for key in trainer:
+        if key not in known:
+            import difflib
+
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise UserError(f"{where}.{key}: not an argument of trl.SFTConfig{hint}")
+
+
+def sft_config(recipe: Recipe, output_dir: Path, has_validation: bool):
+    """Build trl.SFTConfig from mathtune's defaults, the recipe's seed and its `trainer:` block."""
+    import torch
+    from trl import SFTConfig
+
+    check_trainer_keys(recipe.trainer)
+    args: dict[str, Any] = {**SFT_DEFAULTS, "seed": recipe.seed, "output_dir": str(output_dir)}
+    if not torch.cuda.is_available():
+        # TRL defaults to bf16 autocast and gradient checkpointing; on CPUs without native bf16 matmul (this
+        # project's reference machine multiplies bf16 ~200x slower than fp32) that makes a step take minutes.
+        args.update(use_cpu=True, bf16=False, gradient_checkpointing=False)
+    if recipe.early_stopping_patience:
+        if not has_validation:
+            raise UserError("early_stopping_patience: needs validation rows; set data.validation_size > 0")
+        args.update(
+            eval_strategy="steps",
+            eval_steps=args["save_steps"],
+            load_best_model_at_end=True,
+            metric_for_best_model="eval_loss",
+            greater_is_better=False,
+        )
+    elif has_validation:
+        args.update(eval_strategy="steps", eval_steps=args["save_steps"])
+    args.update(recipe.trainer)
+    try:
+        return SFTConfig(**args)
+    except (ValueError, TypeError) as exc:
+        raise UserError(f"trainer: {str(exc).splitlines()[0]}") from None
+
+
+def last_complete_checkpoint(folder: Path) -> Path | None:
+    """The newest checkpoint whose trainer state was written (Trainer writes it last, so a killed save is skipped)."""
+    if not folder.is_dir():
+        return None
+    found = []
+    for sub in folder.iterdir():
+        m = CHECKPOINT_RE.match(sub.name)
+        if not m or not (sub / "trainer_state.json").is_file():
+            continue
+        try:
+            json.loads((sub / "trainer_state.json").read_text())
+        except ValueError:
+            continue
+        found.append((int(m.group(1)), sub))
+    return max(found)[1] if found else None
+
+
+def build_trainer(recipe: Recipe, model, tokenizer, train_ds, val_ds, output_dir: Path):
+    """An SFTTrainer with a fresh LoRA adapter on `model` (prompt/completion datasets; loss on completions)."""
+    from transformers import EarlyStoppingCallback
+    from trl import SFTTrainer
+
+    from mathtune.models import lora_config
+
+    args = sft_config(recipe, output_dir, has_validation=val_ds is not None)
+    callbacks = []
+    if recipe.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=recipe.early_stopping_patience))
+    return SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=val_ds,
+        processing_class=tokenizer,
+        peft_config=lora_config(recipe.lora),
+        callbacks=callbacks,
+    )
+
+
+def train_sft(recipe: Recipe, model, tokenizer, train_ds, val_ds, run_dir: Path, resume: bool) -> tuple[Path, list]:
+    """Train, save the adapter to `run_dir/adapter`, and return it with the trainer's log history."""
+    ckpt_dir = run_dir / "checkpoints"
+    trainer = build_trainer(recipe, model, tokenizer, train_ds, val_ds, ckpt_dir)
+    resume_from = last_complete_checkpoint(ckpt_dir) if resume else None
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    adapter_dir = run_dir / "adapter"
+    tmp = run_dir / ".adapter-tmp"
+    trainer.model.save_pretrained(tmp)  # safetensors by default
+    tokenizer.save_pretrained(tmp)
+    if adapter_dir.exists():
+        import shutil
+
+        shutil.rmtree(adapter_dir)
+    tmp.rename(adapter_dir)
+    return adapter_dir, trainer.state.log_history

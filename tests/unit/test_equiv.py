@@ -1,0 +1,134 @@
+"""Equivalence: the exact numeric path, the symbolic path, and its timeout from threads."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from fractions import Fraction
+
+import pytest
+
+from mathtune.answers import grade_detailed, is_equiv
+from mathtune.answers.equiv import EquivResult, check
+from mathtune.answers.numeric import numbers_match, to_number
+
+# Parsing succeeds; sympy then tries to simplify a billion-degree rational function and never returns.
+PATHOLOGICAL = r"\frac{x^{999999999}}{x^{999999998}+1}"
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("1,000", Fraction(1000)),
+        ("$18", Fraction(18)),
+        (r"\$18.50", Fraction(37, 2)),
+        ("18%", Fraction(18)),
+        (r"18\%", Fraction(18)),
+        ("18.0", Fraction(18)),
+        ("5 cm", Fraction(5)),
+        ("42 (apples)", Fraction(42)),
+        ("x = 3", Fraction(3)),
+        (r"\frac12", Fraction(1, 2)),
+        (r"\dfrac{1}{2}", Fraction(1, 2)),
+        (r"-\frac{3}{4}", Fraction(-3, 4)),
+        (r"\frac{-3}{4}", Fraction(-3, 4)),
+        ("1/2", Fraction(1, 2)),
+        ("1.5e3", Fraction(1500)),
+        (r"1.5 \times 10^{3}", Fraction(1500)),
+        ("\u22123", Fraction(-3)),
+        (r"\text{18 dollars}", Fraction(18)),
+        (r"30^\circ", Fraction(30)),
+        ("2 pi", None),
+        ("5x", None),
+        (r"3\sqrt{2}", None),
+        ("3, 4", None),
+        ("1,00", None),
+        ("(1, 2)", None),
+        ("1/0", None),
+        ("1e999999999", None),
+        ("", None),
+        ("five", None),
+    ],
+)
+def test_to_number(text: str, value: Fraction | None) -> None:
+    assert to_number(text) == value
+
+
+def test_tolerance_is_relative_1e4_and_integers_exact() -> None:
+    assert numbers_match(Fraction(1, 3), Fraction("0.33333"))
+    assert not numbers_match(Fraction(1, 3), Fraction("0.333"))
+    assert not numbers_match(Fraction(10**6), Fraction(10**6 + 1))  # 1e-6 apart, but integers
+    assert numbers_match(Fraction(0), Fraction(0))
+    assert not numbers_match(Fraction(0), Fraction("1e-9"))
+
+
+@pytest.mark.parametrize(
+    "pred, gold, method, equal",
+    [
+        ("1,000", "1000", "numeric", True),
+        (r"\frac12", "0.5", "numeric", True),
+        (r"\text{(B)}", "B", "string", True),
+        ("[1, 2)", "[1,2)", "string", True),
+        (r"\sqrt{2}/2", r"\frac{\sqrt2}{2}", "symbolic", True),
+        ("(2, 1)", "(1, 2)", "symbolic", False),
+        ("", "1", "empty", False),
+    ],
+)
+def test_check_reports_the_deciding_path(pred: str, gold: str, method: str, equal: bool) -> None:
+    result = check(pred, gold)
+    assert (result.method, result.equal) == (method, equal)
+
+
+def test_gold_goes_first() -> None:
+    # math-verify is asymmetric; an equation prediction is accepted against a value gold, not the other way round.
+    assert is_equiv("x=3", "3")
+    assert check(r"\frac{\sqrt{2}}{2}", r"\sqrt{2}/2").equal
+
+
+def test_symbolic_timeout_inside_a_thread() -> None:
+    assert is_equiv(r"2\sqrt{2}", r"\sqrt{8}")  # worker started, so the clock below is the check alone
+    out: dict[str, object] = {}
+
+    def run() -> None:
+        start = time.perf_counter()
+        out["result"] = grade_detailed(rf"\boxed{{{PATHOLOGICAL}}}", "3", timeout=1.0)
+        out["elapsed"] = time.perf_counter() - start
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    result = out["result"]
+    assert (result.correct, result.reason) == (False, "timeout"), result
+    assert out["elapsed"] < 3.0
+    # The killed worker is replaced and the next check is answered normally.
+    assert check(r"2\sqrt{2}", r"\sqrt{8}") == EquivResult(True, "match", "symbolic")
+
+
+def test_concurrent_threads_get_their_own_answers() -> None:
+    pairs = [(r"2\sqrt{2}", r"\sqrt{8}", True), (r"3\sqrt{2}", r"\sqrt{8}", False)] * 4
+    results: list[bool | None] = [None] * len(pairs)
+
+    def run(i: int) -> None:
+        results[i] = is_equiv(pairs[i][0], pairs[i][1])
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(pairs))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert results == [expected for _, _, expected in pairs]
+
+
+def test_grader_imports_neither_torch_nor_math_verify_in_process() -> None:
+    # Numeric answers only: the symbolic path imports math-verify in its worker process, never here, by design.
+    code = (
+        "import sys\n"
+        "from mathtune.answers import grade\n"
+        "assert grade(r'\\boxed{1{,}000}', '#### 1000')\n"
+        "bad = [m for m in ('torch', 'math_verify', 'sympy') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

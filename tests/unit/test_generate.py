@@ -1,0 +1,179 @@
+"""Generation on a tiny random Llama: batching, order, seeds, n samples, EOS, stop strings, truncation, peft."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from mathtune.errors import UserError
+from mathtune.eval.generate import GenerationConfig, HFGenerator, make_generator
+
+PROMPTS = ["Q: 2+3=?\nA:", "What is 17*3? Think.", "x", "A much longer prompt about apples and pears: how many?", "ab"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny matmuls: a second thread only adds sync cost, and 30x more when another process holds a core."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_tokenizer() -> PreTrainedTokenizerFast:
+    """Character-level tokenizer over printable ASCII plus <pad>, <eos>, <unk>: built offline in milliseconds."""
+    vocab = {"<pad>": 0, "<eos>": 1, "<unk>": 2, **{chr(c): c - 29 for c in range(32, 127)}}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Split("", "isolated")
+    tok.decoder = decoders.Fuse()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>", unk_token="<unk>")
+
+
+def tiny_model() -> LlamaForCausalLM:
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=98, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        intermediate_size=64, initializer_range=0.5, eos_token_id=1, pad_token_id=None, bos_token_id=None,
+    )  # a wide init gives varied tokens (a default-init random model repeats one token forever)
+    return LlamaForCausalLM(config).eval()
+
+
+@pytest.fixture(scope="module")
+def tokenizer() -> PreTrainedTokenizerFast:
+    return tiny_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def model() -> LlamaForCausalLM:
+    return tiny_model()
+
+
+def reference(model, tokenizer, prompt: str, max_new_tokens: int, eos: tuple[int, ...] = (1,)) -> list[int]:
+    """Unbatched greedy `model.generate`: the ground truth every batched path must reproduce (ids up to EOS)."""
+    ids = torch.tensor([tokenizer(prompt, add_special_tokens=False)["input_ids"]])
+    out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+                         do_sample=False, pad_token_id=1, eos_token_id=list(eos))
+    new = out[0, ids.shape[1]:].tolist()
+    return next((new[: i + 1] for i, t in enumerate(new) if t in eos), new)
+
+
+def greedy(model, tokenizer, prompts=PROMPTS, **kw):
+    config = GenerationConfig(**{"max_new_tokens": 24, **kw})
+    return HFGenerator(model, tokenizer).generate(prompts, config, progress=False)
+
+
+def test_batched_greedy_matches_unbatched_generate_in_prompt_order(model, tokenizer):
+    for batch_size in (1, 2, 16):
+        out = greedy(model, tokenizer, batch_size=batch_size)
+        assert [len(c) for c in out] == [1] * len(PROMPTS)
+        for prompt, (completion,) in zip(PROMPTS, out):
+            ids = reference(model, tokenizer, prompt, 24)
+            assert completion.text == tokenizer.decode(ids, skip_special_tokens=True)
+            assert completion.num_tokens == len(ids)
+
+
+@pytest.mark.parametrize("engine", ["continuous", "continuous-tight-slab", "padded-generate"])
+def test_rows_ending_at_different_steps_match_unbatched(model, tokenizer, monkeypatch, engine):
+    """A frequent token made EOS ends rows at different steps: slots are refilled, the slab shrinks and slides."""
+    from collections import Counter
+
+    import mathtune.eval.continuous as continuous
+    import mathtune.eval.generate as generate
+
+    if engine == "continuous-tight-slab":
+        monkeypatch.setattr(continuous, "SLACK", 1)  # the slab slides left almost every step
+    if engine == "padded-generate":
+        monkeypatch.setattr(generate, "_supports_slab", lambda model: False)
+    prompts = PROMPTS + [p[::-1] for p in PROMPTS]
+    counts = Counter(t for p in prompts for t in reference(model, tokenizer, p, 40)[5:])
+    eos = (1, counts.most_common(1)[0][0])
+    model.generation_config.eos_token_id = list(eos)
+    try:
+        out = greedy(model, tokenizer, prompts, max_new_tokens=40, batch_size=3)
+    finally:
+        model.generation_config.eos_token_id = 1
+    lengths = set()
+    for prompt, (completion,) in zip(prompts, out):
+        ids = reference(model, tokenizer, prompt, 40, eos)
+        assert completion.text == tokenizer.decode(ids[:-1] if ids[-1] in eos else ids, skip_special_tokens=True)
+        assert completion.num_tokens == len(ids)
+        assert completion.truncated == (ids[-1] not in eos)
+        lengths.add(len(ids))
+    assert len(lengths) > 3  # the rows really did end at different steps
+
+
+def test_attention_implementation_is_restored(model, tokenizer):
+    before = model.config._attn_implementation
+    greedy(model, tokenizer, max_new_tokens=3)
+    assert model.config._attn_implementation == before
+
+
+def test_greedy_n_gives_n_identical_completions(model, tokenizer):
+    out = greedy(model, tokenizer, n=3)
+    assert all(len(c) == 3 and c[0] == c[1] == c[2] for c in out)
+
+
+def test_sampling_is_seeded_and_gives_n_samples(model, tokenizer):
+    sample = dict(temperature=1.0, top_p=0.95, n=4, batch_size=3)
+    a = greedy(model, tokenizer, seed=7, **sample)
+    b = greedy(model, tokenizer, seed=7, **sample)
+    c = greedy(model, tokenizer, seed=8, **sample)
+    assert a == b
+    assert a != c
+    assert all(len(s) == 4 for s in a)
+    assert len({s.text for s in a[0]}) > 1  # the n samples of a prompt differ
+    assert greedy(model, tokenizer, seed=7, **{**sample, "batch_size": 16}) == a  # a generator per sample
+
+
+def test_truncated_when_max_new_tokens_hit(model, tokenizer):
+    out = greedy(model, tokenizer, max_new_tokens=5)
+    for (completion,) in out:
+        assert completion.num_tokens == 5 and completion.truncated
+
+
+def test_eos_ends_completion_and_counts_as_a_token(model, tokenizer):
+    ids = reference(model, tokenizer, PROMPTS[0], 24)
+    k = next(i for i in range(2, len(ids)) if ids[i] not in ids[:i])  # a token first seen at k: make it an EOS
+    model.generation_config.eos_token_id = [1, ids[k]]
+    try:
+        completion = greedy(model, tokenizer)[0][0]
+    finally:
+        model.generation_config.eos_token_id = 1
+    assert completion.text == tokenizer.decode(ids[:k], skip_special_tokens=True)
+    assert completion.num_tokens == k + 1
+    assert not completion.truncated
+
+
+def test_stop_string_cuts_text_and_is_not_truncation(model, tokenizer):
+    for prompt in PROMPTS:
+        ids = reference(model, tokenizer, prompt, 12)
+        text = tokenizer.decode(ids, skip_special_tokens=True)
+        stop = text[4:6]
+        # the shortest prefix of ids whose text holds the stop string ends with the stop string's last character
+        reach = next(k for k in range(len(ids) + 1) if stop in tokenizer.decode(ids[:k], skip_special_tokens=True))
+        (cut,) = greedy(model, tokenizer, [prompt], max_new_tokens=12, stop=["never there", stop])[0]
+        assert cut.text == text[: text.find(stop)]
+        assert cut.num_tokens == reach
+        assert not cut.truncated
+
+
+def test_peft_wrapped_model_generates_like_the_base(model, tokenizer):
+    from peft import LoraConfig, get_peft_model
+
+    base = greedy(model, tokenizer)
+    wrapped = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))  # B = 0: no change yet
+    try:
+        assert greedy(wrapped, tokenizer) == base
+    finally:
+        wrapped.unload()
+
+
+def test_make_generator_backends(model, tokenizer):
+    assert isinstance(make_generator("hf", model, tokenizer), HFGenerator)
+    with pytest.raises(UserError, match="unknown generation backend"):
+        make_generator("hff", model, tokenizer)
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="vllm"):
+            make_generator("vllm", model, tokenizer)
