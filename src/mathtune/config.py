@@ -132,7 +132,13 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise UserError(f"--set {text!r}: expected key=value, e.g. --set lora.r=8")
     key, raw = text.split("=", 1)
-    return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else ""
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    if isinstance(value, str):
+        try:  # YAML 1.1 reads "1e-4" as a string; on the command line it is meant as a number
+            value = float(value) if value.strip().lower() not in {"nan", "inf", "-inf"} else value
+        except ValueError:
+            pass
+    return key.strip().split("."), value
 
 
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:

@@ -134,13 +134,10 @@ class _Slab:
     """The KV slab of every layer plus each slot's first used column."""
 
     def __init__(self, prefill: DynamicCache, slots: int, capacity: int):
-        shapes = [(layer.keys.shape[1], layer.keys.shape[3], layer.keys.dtype) for layer in prefill.layers]
-        self.cache = Cache(
-            layers=[
-                _SlabLayer(torch.zeros(slots, h, capacity, d, dtype=t), torch.zeros(slots, h, capacity, d, dtype=t))
-                for h, d, t in shapes
-            ]
-        )
+        def buffer(like: torch.Tensor) -> torch.Tensor:
+            return like.new_zeros(slots, like.shape[1], capacity, like.shape[3])
+
+        self.cache = Cache(layers=[_SlabLayer(buffer(x.keys), buffer(x.values)) for x in prefill.layers])
         self.starts = [0] * slots
         self.capacity = capacity
 
@@ -184,7 +181,7 @@ class _Slab:
 
     def keep(self, slots: list[int]) -> None:
         """Drop every slot not in `slots` (rows finished and nothing is queued): later steps compute fewer rows."""
-        index = torch.tensor(slots)
+        index = torch.tensor(slots, device=self.cache.layers[0].keys.device)
         for layer in self.cache.layers:
             layer.keys, layer.values = layer.keys[index], layer.values[index]
         self.starts = [self.starts[i] for i in slots]
@@ -204,14 +201,15 @@ def run(
     Jobs are admitted in the given order (give them longest prompt first: a prompt never has to wait for room).
     `on_done(job, new_ids)` is called as each row ends, with at most `max_new_tokens` ids.
     """
-    with _attention(model, ROW_ATTENTION), _packed_linears(model, slots):
-        _run(model, deque(jobs), slots, max_new_tokens, pick, is_done, on_done)
-
-
-def _run(model: Any, queue: deque, slots: int, max_new_tokens: int, pick: Callable, is_done: Callable,
-         on_done: Callable) -> None:
-    jobs = list(queue)
+    if not jobs:
+        return
     capacity = max(len(j.prompt) for j in jobs) + max_new_tokens + SLACK
+    with _attention(model, ROW_ATTENTION), _packed_linears(model, slots):
+        _run(model, deque(jobs), slots, capacity, max_new_tokens, pick, is_done, on_done)
+
+
+def _run(model: Any, queue: deque, slots: int, capacity: int, max_new_tokens: int, pick: Callable,
+         is_done: Callable, on_done: Callable) -> None:
     slab: _Slab | None = None
     rows: list[_Row | None] = []
     while queue or any(rows):
@@ -245,7 +243,7 @@ def _run(model: Any, queue: deque, slots: int, max_new_tokens: int, pick: Callab
 def _prefill(model: Any, job: Job, pick: Callable) -> tuple[DynamicCache, int]:
     """Run one prompt alone, exactly as unbatched `generate` does, and pick its first new token."""
     cache = DynamicCache()
-    ids = torch.tensor([job.prompt])
+    ids = torch.tensor([job.prompt], device=model.device)
     out = model(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1, mathtune_row_starts=None)
     return cache, pick(out.logits[:, -1, :], [job])[0]
 
@@ -253,8 +251,8 @@ def _prefill(model: Any, job: Job, pick: Callable) -> tuple[DynamicCache, int]:
 def _step(model: Any, slab: _Slab, rows: list[_Row], pick: Callable) -> None:
     """One decode step of every row: feed each row's last id at its own position, append the picked id."""
     slab.make_room(list(range(len(rows))))
-    ids = torch.tensor([[r.new[-1]] for r in rows])
-    positions = torch.tensor([[len(r.job.prompt) + len(r.new) - 1] for r in rows])
+    ids = torch.tensor([[r.new[-1]] for r in rows], device=model.device)
+    positions = torch.tensor([[len(r.job.prompt) + len(r.new) - 1] for r in rows], device=model.device)
     out = model(
         input_ids=ids,
         position_ids=positions,

@@ -5,8 +5,8 @@ Used by the eval runner (`mathtune eval <recipe>`); `make_generator("hf" | "vllm
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 import hashlib
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Protocol
 
 import torch
@@ -36,6 +36,8 @@ class Completion:
 
 
 class Generator(Protocol):
+    """What the eval runner codes against: n completions per prompt, in prompt order."""
+
     def generate(
         self, prompts: list[str], config: GenerationConfig, progress: bool = True
     ) -> list[list[Completion]]: ...
@@ -183,7 +185,9 @@ class HFGenerator:
             else:
                 self._generate_padded(jobs, config, on_done)
         bar.close()
-        return [row * config.n if greedy else row for row in results]  # type: ignore[misc]
+        if greedy:
+            return [[replace(row[0]) for _ in range(config.n)] for row in results]  # type: ignore[arg-type]
+        return results  # type: ignore[return-value]
 
     def _generate_padded(self, jobs: list[Job], config: GenerationConfig, on_done: Callable) -> None:
         """Fallback: plain left-padded `model.generate` batches (rows that end early idle until the batch ends)."""
@@ -235,9 +239,11 @@ class VLLMGenerator:
             raise UserError("backend 'vllm' needs the vllm package: pip install 'mathtune[vllm]'") from err
         if not torch.cuda.is_available():
             raise UserError("backend 'vllm' needs a CUDA GPU; use backend 'hf' on this machine")
+        if hasattr(model, "peft_config"):
+            raise UserError("backend 'vllm' loads weights from disk: merge the LoRA adapter and save the model first")
         path = model if isinstance(model, str) else getattr(getattr(model, "config", None), "_name_or_path", "")
         if not path:
-            raise UserError("backend 'vllm' needs a model saved to disk (merge LoRA adapters first)")
+            raise UserError("backend 'vllm' needs a model saved to disk (a folder or hub id), not one built in memory")
         self.vllm = vllm
         self.llm = vllm.LLM(model=str(path), tokenizer=getattr(tokenizer, "name_or_path", None) or str(path))
 

@@ -2,7 +2,10 @@
 
     data:
       train: {source: reasoning_gym, task: chain_sum, size: 5000, seed: 1, config: {min_terms: 3}}
-      eval:  {source: reasoning_gym, task: chain_sum, size: 500, seed: 2, config: {min_terms: 3}}
+      eval:  {source: reasoning_gym, task: chain_sum, size: 500, seed: 1000000, config: {min_terms: 3}}
+
+reasoning-gym seeds item i with `seed + i`, so two sources whose seed ranges [seed, seed + size) overlap generate
+the same items: keep train and eval seeds at least `size` apart (the pipeline drops any overlap that is left).
 
 Each row's meta is {"task": name, "entry": the generated entry as JSON}, so a reward can grade an answer with
 `reasoning_gym.get_score_answer_fn(task)(answer, entry)`. The solution is the task's own chain of thought where it
