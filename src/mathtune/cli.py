@@ -54,9 +54,9 @@ def guarded(fn):
 
 
 def _load(recipe: Optional[str], overrides: Optional[List[str]], output: Optional[Path], resume: bool):
-    """Recipe and run folder; with --resume and no recipe, the recipe saved in the run folder is used."""
-    from mathtune.config import load_recipe
-    from mathtune.runs import default_run_dir, prepare_run_dir
+    """Recipe and run folder (with what produced it saved); with --resume and no recipe, the saved recipe is used."""
+    from mathtune.config import dump_recipe, load_recipe
+    from mathtune.runs import default_run_dir, prepare_run_dir, write_run_info
 
     if resume and output is None:
         raise UserError("--resume needs --output RUN_FOLDER")
@@ -64,6 +64,7 @@ def _load(recipe: Optional[str], overrides: Optional[List[str]], output: Optiona
         recipe = str(output / "recipe.yaml")
     cfg = load_recipe(recipe, overrides or [])
     run_dir = prepare_run_dir(output or default_run_dir(Path("runs"), cfg.name), resume)
+    write_run_info(run_dir, dump_recipe(cfg), cfg.seed, " ".join(["mathtune", *sys.argv[1:]]))
     return cfg, run_dir
 
 
@@ -79,12 +80,9 @@ def run(
 
     @guarded
     def body():
-        from mathtune.config import dump_recipe
         from mathtune.pipeline import run_pipeline
-        from mathtune.runs import write_run_info
 
         cfg, run_dir = _load(recipe, set_, output, resume)
-        write_run_info(run_dir, dump_recipe(cfg), cfg.seed, " ".join(["mathtune", *sys.argv[1:]]))
         typer.echo(f"run folder: {run_dir}")
         metrics = run_pipeline(cfg, run_dir, mathtune_home(), resume=resume)
         for name, summary in metrics["results"].items():
@@ -107,13 +105,10 @@ def train(
 
     @guarded
     def body():
-        from mathtune.config import dump_recipe
         from mathtune.models import load_tokenizer, resolve_model
         from mathtune.pipeline import load_splits, train_stage
-        from mathtune.runs import write_run_info
 
         cfg, run_dir = _load(recipe, set_, output, resume)
-        write_run_info(run_dir, dump_recipe(cfg), cfg.seed, " ".join(["mathtune", *sys.argv[1:]]))
         if cfg.data.train is None:
             raise UserError(f"{recipe}: data.train: missing (training needs a training source)")
         model_path = resolve_model(cfg.model, mathtune_home())
