@@ -22,7 +22,8 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def tiny_tokenizer() -> PreTrainedTokenizerFast:
+@pytest.fixture(scope="module")
+def tokenizer() -> PreTrainedTokenizerFast:
     """Character-level tokenizer over printable ASCII plus <pad>, <eos>, <unk>: built offline in milliseconds."""
     vocab = {"<pad>": 0, "<eos>": 1, "<unk>": 2, **{chr(c): c - 29 for c in range(32, 127)}}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
@@ -31,7 +32,8 @@ def tiny_tokenizer() -> PreTrainedTokenizerFast:
     return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>", unk_token="<unk>")
 
 
-def tiny_model() -> LlamaForCausalLM:
+@pytest.fixture(scope="module")
+def model() -> LlamaForCausalLM:
     torch.manual_seed(0)
     config = LlamaConfig(
         vocab_size=98, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
@@ -40,14 +42,21 @@ def tiny_model() -> LlamaForCausalLM:
     return LlamaForCausalLM(config).eval()
 
 
-@pytest.fixture(scope="module")
-def tokenizer() -> PreTrainedTokenizerFast:
-    return tiny_tokenizer()
+ENGINES = ["continuous", "continuous-tight-slab", "padded-generate"]
 
 
-@pytest.fixture(scope="module")
-def model() -> LlamaForCausalLM:
-    return tiny_model()
+@pytest.fixture(params=ENGINES)
+def engine(request, monkeypatch) -> str:
+    """Run a test on each path: continuous batching, the same with a slab that must slide left almost every step,
+    and the left-padded `model.generate` fallback."""
+    import mathtune.eval.continuous as continuous
+    import mathtune.eval.generate as generate
+
+    if request.param == "continuous-tight-slab":
+        monkeypatch.setattr(continuous, "SLACK", 1)
+    if request.param == "padded-generate":
+        monkeypatch.setattr(generate, "_supports_slab", lambda model: False)
+    return request.param
 
 
 def reference(model, tokenizer, prompt: str, max_new_tokens: int, eos: tuple[int, ...] = (1,)) -> list[int]:
@@ -74,18 +83,10 @@ def test_batched_greedy_matches_unbatched_generate_in_prompt_order(model, tokeni
             assert completion.num_tokens == len(ids)
 
 
-@pytest.mark.parametrize("engine", ["continuous", "continuous-tight-slab", "padded-generate"])
-def test_rows_ending_at_different_steps_match_unbatched(model, tokenizer, monkeypatch, engine):
+def test_rows_ending_at_different_steps_match_unbatched(model, tokenizer, engine):
     """A frequent token made EOS ends rows at different steps: slots are refilled, the slab shrinks and slides."""
     from collections import Counter
 
-    import mathtune.eval.continuous as continuous
-    import mathtune.eval.generate as generate
-
-    if engine == "continuous-tight-slab":
-        monkeypatch.setattr(continuous, "SLACK", 1)  # the slab slides left almost every step
-    if engine == "padded-generate":
-        monkeypatch.setattr(generate, "_supports_slab", lambda model: False)
     prompts = PROMPTS + [p[::-1] for p in PROMPTS]
     counts = Counter(t for p in prompts for t in reference(model, tokenizer, p, 40)[5:])
     eos = (1, counts.most_common(1)[0][0])
@@ -104,10 +105,11 @@ def test_rows_ending_at_different_steps_match_unbatched(model, tokenizer, monkey
     assert len(lengths) > 3  # the rows really did end at different steps
 
 
-def test_attention_implementation_is_restored(model, tokenizer):
+def test_model_is_left_as_it_was(model, tokenizer):
     before = model.config._attn_implementation
     greedy(model, tokenizer, max_new_tokens=3)
     assert model.config._attn_implementation == before
+    assert not any("forward" in m.__dict__ for m in model.modules())  # the prepacked linears are unhooked
 
 
 def test_greedy_n_gives_n_identical_completions(model, tokenizer):
@@ -125,6 +127,7 @@ def test_sampling_is_seeded_and_gives_n_samples(model, tokenizer):
     assert all(len(s) == 4 for s in a)
     assert len({s.text for s in a[0]}) > 1  # the n samples of a prompt differ
     assert greedy(model, tokenizer, seed=7, **{**sample, "batch_size": 16}) == a  # a generator per sample
+    assert greedy(model, tokenizer, PROMPTS[2:], seed=7, **sample) == a[2:]  # chunking the prompts changes nothing
 
 
 def test_truncated_when_max_new_tokens_hit(model, tokenizer):
@@ -146,7 +149,7 @@ def test_eos_ends_completion_and_counts_as_a_token(model, tokenizer):
     assert not completion.truncated
 
 
-def test_stop_string_cuts_text_and_is_not_truncation(model, tokenizer):
+def test_stop_string_cuts_text_and_is_not_truncation(model, tokenizer, engine):
     for prompt in PROMPTS:
         ids = reference(model, tokenizer, prompt, 12)
         text = tokenizer.decode(ids, skip_special_tokens=True)
@@ -162,9 +165,12 @@ def test_stop_string_cuts_text_and_is_not_truncation(model, tokenizer):
 def test_peft_wrapped_model_generates_like_the_base(model, tokenizer):
     from peft import LoraConfig, get_peft_model
 
+    from mathtune.eval.generate import _supports_slab
+
     base = greedy(model, tokenizer)
     wrapped = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))  # B = 0: no change yet
     try:
+        assert _supports_slab(wrapped)
         assert greedy(wrapped, tokenizer) == base
     finally:
         wrapped.unload()

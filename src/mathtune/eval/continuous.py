@@ -32,7 +32,6 @@ class Job:
 
 
 ROW_ATTENTION = "mathtune_rows"
-EXACT_ATTENTION = True
 
 
 def _row_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attention_mask: Any,
@@ -46,14 +45,6 @@ def _row_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: t
     if mathtune_row_starts is None or query.shape[2] != 1 or key.shape[-1] != value.shape[-1]:
         return sdpa_attention_forward(module, query, key, value, None, **kwargs)
     gqa = getattr(module, "num_key_value_groups", 1) > 1
-    if not EXACT_ATTENTION:
-        b, h, _, d = query.shape
-        groups = getattr(module, "num_key_value_groups", 1)
-        cols = torch.arange(key.shape[2])
-        mask = (cols[None, :] >= torch.tensor(mathtune_row_starts)[:, None])[:, None, None, :]
-        out = torch.nn.functional.scaled_dot_product_attention(
-            query.reshape(b, h // groups, groups, d), key, value, attn_mask=mask, dropout_p=0.0, scale=kwargs.get("scaling"))
-        return out.reshape(b, h, 1, d).transpose(1, 2).contiguous(), None
     rows = [
         torch.nn.functional.scaled_dot_product_attention(
             query[i : i + 1], key[i : i + 1, :, s:], value[i : i + 1, :, s:],

@@ -95,9 +95,10 @@ def contains_stop(ids: list[int], tokenizer: Any, stop: list[str]) -> bool:
     return any(s in text for s in stop)
 
 
-def _rng(seed: int, prompt: int, sample: int) -> torch.Generator:
-    """A generator per (prompt, sample): samples do not depend on batch size, order or the other prompts."""
-    digest = hashlib.sha256(f"{seed}/{prompt}/{sample}".encode()).digest()
+def _rng(seed: int, prompt: str, sample: int) -> torch.Generator:
+    """A generator per (seed, prompt text, sample): a sample does not depend on batch size, on the other prompts
+    or on how the caller chunks its prompts (a resumed eval redraws exactly what it lost)."""
+    digest = hashlib.sha256(f"{seed}/{sample}/{prompt}".encode()).digest()
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
 
 
@@ -165,7 +166,7 @@ class HFGenerator:
         copies = 1 if greedy else config.n  # greedy samples are identical: compute once, copy n times
         encoded = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
         jobs = [
-            Job((i, k), ids, None if greedy else _rng(config.seed, i, k))
+            Job((i, k), ids, None if greedy else _rng(config.seed, prompts[i], k))
             for i, ids in enumerate(encoded)
             for k in range(copies)
         ]
