@@ -55,7 +55,8 @@ def sft_config(recipe: Recipe, output_dir: Path, has_validation: bool):
     args: dict[str, Any] = {**SFT_DEFAULTS, "seed": recipe.seed, "output_dir": str(output_dir)}
     if not torch.cuda.is_available():
         # TRL defaults to bf16 autocast and gradient checkpointing; on CPUs without native bf16 matmul (this
-        # project's reference machine multiplies bf16 15x slower than fp32: benchmarks/matmul_dtype.py) that makes a step take minutes.
+        # project's reference machine multiplies bf16 15x slower than fp32: benchmarks/matmul_dtype.py) that
+        # makes a step take minutes.
         args.update(use_cpu=True, bf16=False, gradient_checkpointing=False)
     if recipe.early_stopping_patience:
         if not has_validation:
