@@ -1,6 +1,7 @@
 """Eval generation speed: mathtune's HFGenerator against unbatched `model.generate`, same prompts, greedy, one process.
 
-    python benchmarks/eval_speed.py --model default --prompts 16 --max-new-tokens 256 --batch-size 16
+    python benchmarks/eval_speed.py --model default --prompts 16 --max-new-tokens 256 --batch-size 16   # ~5 min
+    python benchmarks/eval_speed.py --model default --prompts 32 --batch-size 32   # ~11 min on 2 cores: the 8x run
 
 Formats the first N questions of the GSM8K test set with the model's chat template and generates greedily both ways:
 unbatched on the first half of the prompts, HFGenerator on all of them, unbatched on the second half, so that a

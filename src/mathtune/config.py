@@ -8,17 +8,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from mathtune.errors import UserError
+from mathtune.schema import Strict
 
 DEFAULT_RECIPE = "default"
-
-
-class Strict(BaseModel):
-    """Base for recipe blocks: unknown keys are errors, not silently ignored."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class LoraConfig(Strict):

@@ -49,13 +49,12 @@ ENGINES = ["continuous", "continuous-tight-slab", "padded-generate"]
 def engine(request, monkeypatch) -> str:
     """Run a test on each path: continuous batching, the same with a slab that must slide left almost every step,
     and the left-padded `model.generate` fallback."""
-    import mathtune.eval.continuous as continuous
-    import mathtune.eval.generate as generate
+    from mathtune.eval import continuous
 
     if request.param == "continuous-tight-slab":
         monkeypatch.setattr(continuous, "SLACK", 1)
     if request.param == "padded-generate":
-        monkeypatch.setattr(generate, "_supports_slab", lambda model: False)
+        monkeypatch.setattr(continuous, "supported", lambda model: False)
     return request.param
 
 
@@ -162,16 +161,24 @@ def test_stop_string_cuts_text_and_is_not_truncation(model, tokenizer, engine):
         assert not cut.truncated
 
 
-def test_peft_wrapped_model_generates_like_the_base(model, tokenizer):
+def test_peft_wrapped_model_uses_its_adapter(model, tokenizer):
     from peft import LoraConfig, get_peft_model
 
-    from mathtune.eval.generate import _supports_slab
+    from mathtune.eval.continuous import supported
 
-    base = greedy(model, tokenizer)
-    wrapped = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))  # B = 0: no change yet
+    base = [c[0].text for c in greedy(model, tokenizer)]
+    wrapped = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
     try:
-        assert _supports_slab(wrapped)
-        assert greedy(wrapped, tokenizer) == base
+        torch.manual_seed(1)
+        for name, p in wrapped.named_parameters():
+            if "lora_B" in name:
+                p.data.normal_(0, 0.5)  # a trained adapter: outputs must now differ from the base model's
+        assert supported(wrapped)
+        out = greedy(wrapped, tokenizer)
+        for prompt, (completion,) in zip(PROMPTS, out):
+            assert completion.text == tokenizer.decode(reference(wrapped, tokenizer, prompt, 24),
+                                                       skip_special_tokens=True)
+        assert [c[0].text for c in out] != base
     finally:
         wrapped.unload()
 

@@ -1,10 +1,12 @@
-"""Continuous batching for CPU generation: finished rows leave the batch at once and queued prompts take their slot.
+"""Continuous batching for transformers models: a row leaves the batch the step it ends, a queued prompt takes its slot.
 
 The engine behind `HFGenerator` (mathtune/eval/generate.py). Every running row keeps its KV in one preallocated slab
 `[slots, kv_heads, capacity, head_dim]` per layer, right-aligned: all rows write the same column each step and a row's
-prompt is written just left of that column when it joins. The linear layers run on all rows at once; attention runs
-row by row on each row's own columns (the `mathtune_rows` attention below), which is the very SDPA call unbatched
-`generate` makes, so no padding is attended and no KV is concatenated or repadded per step.
+prompt is written just left of that column when it joins. Each prompt is prefilled alone, as unbatched `generate`
+does. In a decode step the linear layers run on all rows at once; attention runs row by row on each row's own
+columns (the `mathtune_rows` attention below), the very SDPA call unbatched decoding makes, so no padding is attended
+and no KV is concatenated or repadded per step. Only the batched linears differ from unbatched decoding (a GEMM sums
+in another order than a single-row GEMV, ~1e-6), which can flip a rare near-tie between two greedy tokens.
 """
 
 from __future__ import annotations
@@ -58,12 +60,30 @@ def _row_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: t
 AttentionInterface.register(ROW_ATTENTION, _row_attention)
 
 
+def _base(model: Any) -> Any:
+    """The transformers model itself (inside a peft wrapper, if any)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def supported(model: Any) -> bool:
+    """Whether `run` can drive `model`: full-attention layers only (no sliding window, no linear attention), and
+    attention dispatched through transformers' AttentionInterface, so that the per-row attention is the one used."""
+    base = _base(model)
+    config = base.config.get_text_config(decoder=True)
+    kinds = set(getattr(config, "layer_types", None) or ["full_attention"])
+    dispatches = getattr(base, "_can_set_attn_implementation", lambda: False)()
+    return kinds == {"full_attention"} and not getattr(config, "sliding_window", None) and dispatches
+
+
 @contextmanager
 def _attention(model: Any, name: str) -> Iterator[None]:
     """Switch the model (or the model inside a peft wrapper) to attention `name` and back."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = _base(model)
     old = base.config._attn_implementation
     base.set_attn_implementation(name)
+    if base.config._attn_implementation != name:  # refused with a warning: the slab's padding would be attended
+        base.set_attn_implementation(old)
+        raise RuntimeError(f"{type(base).__name__} did not switch to attention {name!r}; check supported() first")
     try:
         yield
     finally:
@@ -84,9 +104,8 @@ def _packed_linears(model: Any, batch_hint: int) -> Iterator[None]:
         if type(m) is torch.nn.Linear and m.weight.device.type == "cpu" and m.weight.dtype == torch.float32
         and "forward" not in m.__dict__  # already wrapped (accelerate hooks...): leave it alone
     ]
-    if not torch.backends.mkldnn.is_available() or not linears:
-        yield
-        return
+    if not torch.backends.mkldnn.is_available():
+        linears = []
     for m in linears:
         packed = torch.ops.mkldnn._reorder_linear_weight(m.weight.detach(), batch_hint)
 

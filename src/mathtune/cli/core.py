@@ -1,74 +1,17 @@
-"""The `mathtune` command line: thin commands over run_pipeline / train / evaluate; heavy imports stay inside."""
+"""The core commands: `mathtune run`, `mathtune train`, `mathtune eval`."""
 
 from __future__ import annotations
 
-import logging
-import os
 import sys
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
+from mathtune.cli.common import DebugOpt, OutputOpt, ResumeOpt, SetOpt, guarded, load_run, mathtune_home
 from mathtune.errors import UserError
 
-app = typer.Typer(add_completion=False, no_args_is_help=False, help="Fine-tune small LMs for math, and measure it.")
 
-SetOpt = typer.Option(None, "--set", help="Override a recipe key: --set lora.r=8 (repeatable)")
-OutputOpt = typer.Option(None, "--output", "-o", help="Run folder (default: runs/<name>-<time>)")
-ResumeOpt = typer.Option(False, "--resume", help="Continue the run in --output from where it stopped")
-DebugOpt = typer.Option(False, "--debug", help="Show tracebacks")
-
-
-def mathtune_home() -> Path:
-    """Cache folder for converted models: $MATHTUNE_HOME, else the user cache dir."""
-    env = os.environ.get("MATHTUNE_HOME")
-    if env:
-        return Path(env).expanduser()
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("mathtune"))
-
-
-def _fail(exc: BaseException, debug: bool) -> None:
-    if debug:
-        raise exc
-    typer.echo(f"error: {exc}", err=True)
-    raise typer.Exit(2)
-
-
-def guarded(fn):
-    """Run a command body: UserError -> one line + exit 2; Ctrl-C -> exit 130 with a resume hint."""
-
-    def wrapper(*args, debug: bool = False, **kwargs):
-        logging.basicConfig(level=logging.INFO, format="%(message)s")
-        try:
-            return fn(*args, **kwargs)
-        except UserError as exc:
-            _fail(exc, debug)
-        except KeyboardInterrupt:
-            typer.echo("interrupted: the last checkpoint is kept; run again with --resume to continue", err=True)
-            raise typer.Exit(130)
-
-    return wrapper
-
-
-def _load(recipe: Optional[str], overrides: Optional[List[str]], output: Optional[Path], resume: bool):
-    """Recipe and run folder (with what produced it saved); with --resume and no recipe, the saved recipe is used."""
-    from mathtune.config import dump_recipe, load_recipe
-    from mathtune.runs import default_run_dir, prepare_run_dir, write_run_info
-
-    if resume and output is None:
-        raise UserError("--resume needs --output RUN_FOLDER")
-    if resume and recipe is None and (output / "recipe.yaml").is_file():
-        recipe = str(output / "recipe.yaml")
-    cfg = load_recipe(recipe, overrides or [])
-    run_dir = prepare_run_dir(output or default_run_dir(Path("runs"), cfg.name), resume)
-    write_run_info(run_dir, dump_recipe(cfg), cfg.seed, " ".join(["mathtune", *sys.argv[1:]]))
-    return cfg, run_dir
-
-
-@app.command()
 def run(
     recipe: Optional[str] = typer.Argument(None, help="Recipe YAML (default: the embedded default recipe)"),
     set_: Optional[List[str]] = SetOpt,
@@ -82,7 +25,7 @@ def run(
     def body():
         from mathtune.pipeline import run_pipeline
 
-        cfg, run_dir = _load(recipe, set_, output, resume)
+        cfg, run_dir = load_run(recipe, set_, output, resume)
         typer.echo(f"run folder: {run_dir}")
         metrics = run_pipeline(cfg, run_dir, mathtune_home(), resume=resume)
         for name, summary in metrics["results"].items():
@@ -93,7 +36,6 @@ def run(
     body(debug=debug)
 
 
-@app.command()
 def train(
     recipe: str = typer.Argument(..., help="Recipe YAML"),
     set_: Optional[List[str]] = SetOpt,
@@ -108,7 +50,7 @@ def train(
         from mathtune.models import load_tokenizer, resolve_model
         from mathtune.pipeline import load_splits, train_stage
 
-        cfg, run_dir = _load(recipe, set_, output, resume)
+        cfg, run_dir = load_run(recipe, set_, output, resume)
         if cfg.data.train is None:
             raise UserError(f"{recipe}: data.train: missing (training needs a training source)")
         model_path = resolve_model(cfg.model, mathtune_home())
@@ -119,7 +61,6 @@ def train(
     body(debug=debug)
 
 
-@app.command("eval")
 def eval_(
     model: str = typer.Option("default", "--model", help="Hub id, local folder, or 'default'"),
     adapter: Optional[Path] = typer.Option(None, "--adapter", help="LoRA adapter folder to apply"),
@@ -170,6 +111,8 @@ def eval_(
     body(debug=debug)
 
 
-def main() -> None:
-    """Entry point for `python -m mathtune`."""
-    app()
+def register(app: typer.Typer) -> None:
+    """Add run, train and eval to the app."""
+    app.command()(run)
+    app.command()(train)
+    app.command("eval")(eval_)
