@@ -11,7 +11,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from mathtune.errors import UserError
-from mathtune.schema import Strict
+from mathtune.schema import Strict, describe_error
 
 DEFAULT_RECIPE = "default"
 
@@ -95,33 +95,6 @@ class Recipe(Strict):
     baseline: bool = True  # evaluate the untuned model first
 
 
-def _known_keys(loc: tuple, model: type[BaseModel]) -> list[str]:
-    for part in loc[:-1]:
-        field = model.model_fields.get(str(part))
-        ann = field.annotation if field else None
-        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
-            return []
-        model = ann
-    return sorted(model.model_fields)
-
-
-def first_error(exc: ValidationError, prefix: str = "", model: type[BaseModel] | None = None) -> str:
-    """The first pydantic error as one line: `key: what was wrong` (unknown keys list the known ones)."""
-    errors = exc.errors()
-    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-    loc = ".".join(str(p) for p in err["loc"] if p != "__root__")
-    key = ".".join(p for p in (prefix, loc) if p)
-    if err["type"] == "extra_forbidden":
-        known = _known_keys(err["loc"], model or Recipe)
-        return f"{key}: unknown key" + (f" (expected one of: {', '.join(known)})" if known else "")
-    if err["type"] == "missing":
-        return f"{key}: missing required key"
-    msg = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "value_error":
-        return msg
-    return f"{key}: {msg}, got {err.get('input')!r}"
-
-
 def parse_override(text: str) -> tuple[list[str], Any]:
     """Split `a.b.c=value` into its key path and a YAML-typed value."""
     if "=" not in text:
@@ -176,7 +149,7 @@ def load_recipe(path: str | None = None, overrides: list[str] | None = None) -> 
     try:
         return Recipe.model_validate(raw)
     except ValidationError as exc:
-        raise UserError(f"{name}: {first_error(exc)}") from None
+        raise UserError(f"{name}: {describe_error(exc, '', Recipe)}") from None
 
 
 def dump_recipe(recipe: Recipe) -> str:

@@ -32,9 +32,9 @@ ERRORS = [
     ({**RG, "size": 0}, "data.train.size: expected a positive number of problems, got 0"),
     (
         {"source": "reasoning_gym", "task": "chain_sum", "sizee": 4, "seed": 1},
-        "data.train.sizee: unknown option. Did you mean 'size'?",
+        "data.train.sizee: unknown key. Did you mean 'size'?",
     ),
-    ({"source": "reasoning_gym", "task": "chain_sum", "size": 4}, "data.train.seed: required option is missing"),
+    ({"source": "reasoning_gym", "task": "chain_sum", "size": 4}, "data.train.seed: missing required key"),
     ({**RG, "task": "chian_sum"}, "data.train.task: unknown reasoning-gym task 'chian_sum'. Did you mean 'chain_sum'"),
     (
         {**RG, "config": {"min_term": 2}},

@@ -39,7 +39,8 @@ def bench_recipe(bench: str, *, model: str, path: str | None, limit: int | None,
     """A validated evaluation-only recipe for `mathtune eval`."""
     from pydantic import ValidationError
 
-    from mathtune.config import first_error
+    from mathtune.config import Recipe
+    from mathtune.schema import describe_error
 
     raw = {
         "name": Path(bench).stem if bench.endswith(FILE_SUFFIXES) else bench,
@@ -53,4 +54,4 @@ def bench_recipe(bench: str, *, model: str, path: str | None, limit: int | None,
     try:
         return Recipe.model_validate(raw)
     except ValidationError as exc:
-        raise UserError(f"--bench {bench}: {first_error(exc)}") from None
+        raise UserError(f"--bench {bench}: {describe_error(exc, '', Recipe)}") from None

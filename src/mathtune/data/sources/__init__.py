@@ -5,32 +5,17 @@ Importing this package registers every built-in source; add your own with `@regi
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from mathtune.data.sources import hub, local, reasoning_gym  # noqa: F401  (importing registers the sources)
 from mathtune.data.sources.base import ROW_FIELDS, SOURCES, DataError, SourceOptions, make_row, register_source
 from mathtune.registry import UnknownNameError
+from mathtune.schema import describe_error
 
 __all__ = ["SOURCES", "DataError", "SourceOptions", "load_source", "validate_spec", "make_row", "register_source"]
-
-# pydantic error type -> what we tell the user was expected
-_EXPECTED = {
-    "int_type": "an integer",
-    "int_parsing": "an integer",
-    "int_from_float": "an integer",
-    "float_type": "a number",
-    "float_parsing": "a number",
-    "string_type": "a string",
-    "bool_type": "true or false",
-    "bool_parsing": "true or false",
-    "dict_type": "a mapping",
-    "list_type": "a list",
-}
-
 
 def validate_spec(spec: Mapping[str, Any], *, where: str = "data") -> tuple[Any, SourceOptions]:
     """Check `spec` against its source's options without loading; problems raise a one-line DataError."""
@@ -65,32 +50,6 @@ def load_source(spec: Mapping[str, Any], *, where: str = "data") -> list[dict]:
     rows = rows if opts.limit is None else rows[: opts.limit]
     _check_rows(rows, name, where)
     return rows
-
-
-def describe_error(error: ValidationError, where: str, model: type[BaseModel]) -> str:
-    """The first error of a pydantic validation as one line: `where.key: expected ..., got ...`."""
-    errors = error.errors()
-    # an unknown key usually explains a "missing" one too (a typo): report it first
-    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-    key = where
-    for part in err["loc"]:
-        key += f"[{part}]" if isinstance(part, int) else f".{part}"
-    kind, given, ctx = err["type"], err.get("input"), err.get("ctx") or {}
-    if kind == "missing":
-        return f"{key}: required option is missing"
-    if kind == "extra_forbidden":
-        known = sorted(model.model_fields)
-        close = difflib.get_close_matches(str(err["loc"][-1]), known, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        return f"{key}: unknown option.{hint} Known: {', '.join(known)}"
-    if kind in _EXPECTED:
-        return f"{key}: expected {_EXPECTED[kind]}, got {given!r}"
-    if kind == "literal_error":
-        return f"{key}: expected {ctx['expected']}, got {given!r}"
-    if kind == "value_error":  # our own validators: their message already says what was expected
-        return f"{key}: {ctx['error']}"
-    msg = err["msg"]
-    return f"{key}: {msg[0].lower()}{msg[1:]}, got {given!r}"
 
 
 def _check_rows(rows: Any, name: str, where: str) -> None:
