@@ -11,7 +11,13 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from mathtune.errors import UserError
+from mathtune.data.curation import CurationConfig, validate_train
 from mathtune.schema import Strict, describe_error
+from mathtune.recurrent.recipe import RecurrentRecipe
+from mathtune.train.grpo_config import GrpoConfig
+from mathtune.verifier.config import VerifierConfig
+from mathtune.plan.recipe import PlanConfig
+from mathtune.train.fast import SpeedConfig
 
 DEFAULT_RECIPE = "default"
 
@@ -64,18 +70,33 @@ class EvalConfig(Strict):
 class DataConfig(Strict):
     """Training and held-out evaluation sources: `{source: NAME, ...options of that source}`."""
 
-    train: dict[str, Any] | None = None
+    # one source entry, or a list of them; each may add weight, filters and stratify (data/curation.py)
+    train: dict[str, Any] | list[dict[str, Any]] | None = None
     eval: dict[str, Any]
+    extra_eval: dict[str, dict[str, Any]] = {}  # more held-out sets, evaluated before and after: {name: source spec}
     validation_size: int = Field(0, ge=0)  # rows held out of train for eval loss and early stopping
+    curation: CurationConfig = CurationConfig()  # dedup, decontamination, mix size (data/curation.py)
 
     @field_validator("train", "eval")
     @classmethod
-    def _check_source(cls, spec: dict | None, info) -> dict | None:
+    def _check_source(cls, spec: dict | list | None, info) -> dict | list | None:
         if spec is not None:
             from mathtune.data.sources import validate_spec  # importing registers the built-in sources
 
-            validate_spec(spec, where=f"data.{info.field_name}")
+            if info.field_name == "train":
+                validate_train(spec)
+            else:
+                validate_spec(spec, where=f"data.{info.field_name}")
         return spec
+
+    @field_validator("extra_eval")
+    @classmethod
+    def _check_extra(cls, specs: dict[str, dict]) -> dict[str, dict]:
+        from mathtune.data.sources import validate_spec
+
+        for name, spec in specs.items():
+            validate_spec(spec, where=f"data.extra_eval.{name}")
+        return specs
 
 
 class Recipe(Strict):
@@ -93,6 +114,11 @@ class Recipe(Strict):
     early_stopping_patience: int | None = Field(None, gt=0)
     eval: EvalConfig = EvalConfig()
     baseline: bool = True  # evaluate the untuned model first
+    recurrent: RecurrentRecipe | None = None  # recurrent-depth models (recurrent/recipe.py)
+    grpo: GrpoConfig = GrpoConfig()  # rewards and evaluation of `mathtune grpo` (train/grpo_config.py)
+    verifier: VerifierConfig = VerifierConfig()  # `mathtune verifier ...` (verifier/config.py)
+    plan: PlanConfig | None = None  # shapes for `mathtune train --dry-run` offline (plan/recipe.py)
+    speed: SpeedConfig = SpeedConfig()  # training-speed levers (train/fast.py)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -110,16 +136,24 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
-    """Return a copy of `raw` with each `--set key=value` applied (nested keys with dots)."""
+    """Return a copy of `raw` with each `--set key=value` applied (nested keys with dots; list items by index,
+    e.g. `data.train.1.weight=0.5`)."""
     out = copy.deepcopy(raw)
     for item in overrides:
         path, value = parse_override(item)
         node = out
-        for part in path[:-1]:
-            if not isinstance(node.get(part, {}), dict):
+        for depth, part in enumerate(path):
+            last = depth == len(path) - 1
+            if isinstance(node, list):
+                if not (part.isdigit() and int(part) < len(node)):
+                    raise UserError(f"--set {item!r}: {part!r} is not an index of that list (0..{len(node) - 1})")
+                part = int(part)
+            elif not isinstance(node.get(part, {}), (dict, list)) and not last:
                 raise UserError(f"--set {item!r}: {part!r} is not a block of the recipe")
-            node = node.setdefault(part, {})
-        node[path[-1]] = value
+            if last:
+                node[part] = value
+            else:
+                node = node[part] if isinstance(node, list) else node.setdefault(part, {})
     return out
 
 
@@ -130,7 +164,7 @@ def read_recipe_file(path: str | None) -> tuple[str, dict]:
         return "default recipe", yaml.safe_load(text)
     p = Path(path)
     if not p.is_file():
-        raise UserError(f"{path}: recipe file not found")
+        return path, _shipped_recipe(path)
     try:
         data = yaml.safe_load(p.read_text())
     except yaml.YAMLError as exc:
@@ -140,6 +174,38 @@ def read_recipe_file(path: str | None) -> tuple[str, dict]:
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping of recipe keys at the top level")
     return str(path), data
+
+
+def shipped_recipes() -> list[str]:
+    """Names of the recipes shipped in the package (`sft/tinyllama_gsm8k_qlora`, `tiny/sft_gsm8k`, ...)."""
+    names: list[str] = []
+
+    def walk(folder, prefix: str) -> None:
+        for item in folder.iterdir():
+            if item.is_dir():
+                walk(item, f"{prefix}{item.name}/")
+            elif item.name.endswith(".yaml"):
+                names.append(prefix + item.name.removesuffix(".yaml"))
+
+    walk(resources.files("mathtune").joinpath("recipes"), "")
+    return sorted(names)
+
+
+def _shipped_recipe(name: str) -> dict:
+    """The mapping of a shipped recipe called `name` (".yaml" optional); unknown: one line naming close names."""
+    import difflib
+
+    key = name.removesuffix(".yaml")
+    known = shipped_recipes()
+    if key not in known:
+        close = difflib.get_close_matches(key, known, n=3, cutoff=0.5)
+        if close:
+            hint = f" (close shipped recipes: {', '.join(close)})"
+        else:  # a file name needs no list; a mistyped shipped name does
+            hint = "" if name.endswith((".yaml", ".yml")) else f" (shipped recipes: {', '.join(known)})"
+        raise UserError(f"{name}: recipe file not found, nor a shipped recipe of that name{hint}")
+    text = resources.files("mathtune").joinpath(f"recipes/{key}.yaml").read_text()
+    return yaml.safe_load(text)
 
 
 def load_recipe(path: str | None = None, overrides: list[str] | None = None) -> Recipe:

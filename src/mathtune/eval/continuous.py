@@ -72,7 +72,10 @@ def supported(model: Any) -> bool:
     config = base.config.get_text_config(decoder=True)
     kinds = set(getattr(config, "layer_types", None) or ["full_attention"])
     dispatches = getattr(base, "_can_set_attn_implementation", lambda: False)()
-    return kinds == {"full_attention"} and not getattr(config, "sliding_window", None) and dispatches
+    # Remote-code models (huginn-0125...) keep their own cache and attention code, which transformers' source
+    # heuristic behind _can_set_attn_implementation cannot see: they take the model.generate fallback.
+    remote = bool(getattr(base.config, "auto_map", None))
+    return kinds == {"full_attention"} and not getattr(config, "sliding_window", None) and dispatches and not remote
 
 
 @contextmanager

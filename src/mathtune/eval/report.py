@@ -1,4 +1,4 @@
-"""A run's `report.md`: before/after accuracy with intervals, paired significance, diagnostics, loss curve."""
+"""A run's `report.md`: before/after accuracy with intervals, paired significance, diagnostics, plots (PNG)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from mathtune.config import Recipe
+from mathtune.eval.plots import diagnostic_rates, plot_accuracy, plot_diagnostics, plot_lengths, plot_loss
 from mathtune.runs import atomic_write_text, read_json
 
 ROWS = [  # (label, key in summary, format)
@@ -16,11 +17,11 @@ ROWS = [  # (label, key in summary, format)
     ("truncated (hit max tokens)", "truncation_rate", "pct"),
     ("tokens per completion", "mean_tokens", "float"),
 ]
-DIAG_ROWS = [
-    ("doubt markers per 1k tokens", "mean_doubt_per_1k_tokens"),
-    ("repeated 3-gram ratio", "mean_repeated_3gram_ratio"),
-    ("completions with an answer flip", "flip_rate"),
-    ("completions ending in a loop", "loop_rate"),
+DIAG_ROWS = [  # (label, key in summary["diagnostics"], format)
+    ("doubt markers per 1k tokens", "mean_doubt_per_1k_tokens", "float"),
+    ("repeated 3-gram ratio", "mean_repeated_3gram_ratio", "float"),
+    ("completions with an answer flip", "flip_rate", "pct"),
+    ("completions ending in a loop", "loop_rate", "pct"),
 ]
 
 
@@ -48,8 +49,8 @@ def results_table(results: dict[str, dict]) -> str:
     lines = ["| metric | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     for label, key, kind in ROWS:
         lines.append(f"| {label} | " + " | ".join(_cell(results[n], key, kind) for n in names) + " |")
-    for label, key in DIAG_ROWS:
-        cells = [_fmt(results[n].get("diagnostics", {}).get(key), "float") for n in names]
+    for label, key, kind in DIAG_ROWS:
+        cells = [_fmt(results[n].get("diagnostics", {}).get(key), kind) for n in names]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -80,29 +81,33 @@ def paired_section(run_dir: Path, a: str, b: str) -> str:
     )
 
 
-def plot_loss(log_history: list[dict], path: Path) -> bool:
-    """Training (and validation) loss against step as a PNG; False when there is nothing to plot."""
-    train = [(h["step"], h["loss"]) for h in log_history if "loss" in h and "step" in h]
-    val = [(h["step"], h["eval_loss"]) for h in log_history if "eval_loss" in h]
-    if not train:
-        return False
-    import matplotlib
+def _lengths(path: Path) -> list[int]:
+    """Token counts of every completion in a samples.jsonl (a torn last line is skipped, as the runner does)."""
+    out = []
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        try:
+            out.append(json.loads(line)["num_tokens"])
+        except (ValueError, KeyError):
+            continue
+    return out
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(*zip(*train), label="train loss")
-    if val:
-        ax.plot(*zip(*val), marker="o", label="validation loss")
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("loss (completion tokens)")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+def stage_plots(run_dir: Path, folders: dict[str, str], results: dict[str, dict], cap: int | None) -> list[str]:
+    """Accuracy, completion-length and diagnostics PNGs for the evaluated stages; returns the file names written."""
+    intervals = {n: (s["accuracy"], s["accuracy_low"], s["accuracy_high"]) if "accuracy" in s else None
+                 for n, s in results.items()}
+    lengths = {n: _lengths(run_dir / folders[n] / "samples.jsonl") for n in results}
+    drawn = {
+        "accuracy.png": plot_accuracy(intervals, run_dir / "accuracy.png"),
+        "lengths.png": plot_lengths(lengths, run_dir / "lengths.png", cap),
+        "diagnostics.png": plot_diagnostics({n: diagnostic_rates(s) for n, s in results.items()},
+                                            run_dir / "diagnostics.png"),
+    }
+    return [name for name, ok in drawn.items() if ok]
+
+
+def _plots_md(names: list[str]) -> list[str]:
+    return ["", "## Plots", ""] + [f"![{Path(n).stem}]({n})" for n in names] if names else []
 
 
 def examples_section(run_dir: Path, name: str, k: int = 3) -> str:
@@ -138,9 +143,13 @@ def write_run_report(run_dir: Path, recipe: Recipe, metrics: dict) -> Path:
     ]
     if "baseline" in results and "tuned" in results:
         out += [paired_section(run_dir, "baseline", "tuned"), ""]
+    for name in recipe.data.extra_eval:  # each extra held-out set, compared the same way
+        if f"baseline-{name}" in results and f"tuned-{name}" in results:
+            out += [f"{name}: " + paired_section(run_dir, f"baseline-{name}", f"tuned-{name}"), ""]
     out.append("Time: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in secs.items()) + ".")
-    if has_plot:
-        out += ["", "![training loss](loss.png)"]
+    plots = (["loss.png"] if has_plot else []) + stage_plots(
+        run_dir, {n: n for n in results}, results, recipe.eval.max_new_tokens)
+    out += _plots_md(plots)
     out += ["", "## Examples", ""] + [examples_section(run_dir, n) for n in results]
     path = run_dir / "report.md"
     atomic_write_text(path, "\n".join(out) + "\n")
@@ -159,6 +168,7 @@ def write_eval_report(run_dir: Path, recipe: Recipe, summary: dict) -> Path:
     ]
     if extra:
         out += ["", "| metric | value |", "|---|---|", *extra]
+    out += _plots_md(stage_plots(run_dir, {"model": "."}, {"model": summary}, recipe.eval.max_new_tokens))
     out += ["", "## Examples", "", examples_section(run_dir, ".")]
     path = run_dir / "report.md"
     atomic_write_text(path, "\n".join(out) + "\n")

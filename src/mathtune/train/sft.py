@@ -30,6 +30,12 @@ SFT_DEFAULTS: dict[str, Any] = {
     "disable_tqdm": False,
 }
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+# transformers' `optim` names served by bitsandbytes (8-bit and paged optimizers): they need CUDA.
+BNB_OPTIMIZERS = {
+    "adamw_bnb_8bit", "adamw_8bit", "ademamix_8bit", "lion_8bit", "lion_32bit", "paged_adamw_32bit",
+    "paged_adamw_8bit", "paged_ademamix_32bit", "paged_ademamix_8bit", "paged_lion_32bit", "paged_lion_8bit",
+    "rmsprop_bnb", "rmsprop_bnb_8bit", "rmsprop_bnb_32bit", "galore_adamw_8bit", "galore_adamw_8bit_layerwise",
+}
 
 
 def check_trainer_keys(trainer: dict[str, Any], where: str = "trainer") -> None:
@@ -46,18 +52,39 @@ def check_trainer_keys(trainer: dict[str, Any], where: str = "trainer") -> None:
             raise UserError(f"{where}.{key}: not an argument of trl.SFTConfig{hint}")
 
 
+def check_device_levers(recipe: Recipe, cuda: bool) -> None:
+    """Without CUDA, a GPU-only memory lever (4-bit/8-bit loading, a bitsandbytes optimizer) is a one-line error."""
+    if cuda:
+        return
+    quant = recipe.quantization
+    if quant.load_in_4bit or quant.load_in_8bit:
+        key = "load_in_4bit" if quant.load_in_4bit else "load_in_8bit"
+        raise UserError(f"quantization.{key}: 4-bit/8-bit loading (QLoRA) needs a CUDA GPU; none is available here")
+    optim = str(recipe.trainer.get("optim", ""))
+    if optim in BNB_OPTIMIZERS:
+        raise UserError(f"trainer.optim: {optim!r} is a bitsandbytes optimizer (8-bit/paged) and needs a CUDA GPU; "
+                        "none is available here (use adamw_torch)")
+
+
+def trainer_args(recipe: Recipe, cuda: bool) -> dict[str, Any]:
+    """mathtune's defaults, the device's and then the recipe's `trainer:` block, as given to trl.SFTConfig."""
+    args: dict[str, Any] = {**SFT_DEFAULTS, "seed": recipe.seed}
+    if not cuda:
+        # TRL defaults to bf16 autocast and gradient checkpointing; on CPUs without native bf16 matmul (this
+        # project's reference machine multiplies bf16 15x slower than fp32: benchmarks/matmul_dtype.py) that
+        # makes a step take minutes. A recipe may still ask for either in its `trainer:` block.
+        args.update(use_cpu=True, bf16=False, gradient_checkpointing=False)
+    return {**args, **recipe.trainer}
+
+
 def sft_config(recipe: Recipe, output_dir: Path, has_validation: bool):
     """Build trl.SFTConfig from mathtune's defaults, the recipe's seed and its `trainer:` block."""
     import torch
     from trl import SFTConfig
 
     check_trainer_keys(recipe.trainer)
-    args: dict[str, Any] = {**SFT_DEFAULTS, "seed": recipe.seed, "output_dir": str(output_dir)}
-    if not torch.cuda.is_available():
-        # TRL defaults to bf16 autocast and gradient checkpointing; on CPUs without native bf16 matmul (this
-        # project's reference machine multiplies bf16 15x slower than fp32: benchmarks/matmul_dtype.py) that
-        # makes a step take minutes.
-        args.update(use_cpu=True, bf16=False, gradient_checkpointing=False)
+    check_device_levers(recipe, torch.cuda.is_available())
+    args = {**trainer_args(recipe, torch.cuda.is_available()), "output_dir": str(output_dir)}
     if recipe.early_stopping_patience:
         if not has_validation:
             raise UserError("early_stopping_patience: needs validation rows; set data.validation_size > 0")
@@ -100,20 +127,18 @@ def build_trainer(recipe: Recipe, model, tokenizer, train_ds, val_ds, output_dir
     from trl import SFTTrainer
 
     from mathtune.models import lora_config
+    from mathtune.train.fast import apply_threads, make_fast_trainer_class, uses_fast_trainer
 
     args = sft_config(recipe, output_dir, has_validation=val_ds is not None)
     callbacks = []
     if recipe.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=recipe.early_stopping_patience))
-    return SFTTrainer(
-        model=model,
-        args=args,
-        train_dataset=train_ds,
-        eval_dataset=val_ds,
-        processing_class=tokenizer,
-        peft_config=lora_config(recipe.lora),
-        callbacks=callbacks,
-    )
+    kwargs = dict(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds, processing_class=tokenizer,
+                  peft_config=lora_config(recipe.lora), callbacks=callbacks)
+    apply_threads(recipe.speed)
+    if uses_fast_trainer(recipe.speed):  # the speed levers (train/fast.py): same data, same steps, less compute
+        return make_fast_trainer_class()(**kwargs, speed=recipe.speed)
+    return SFTTrainer(**kwargs)
 
 
 def train_sft(recipe: Recipe, model, tokenizer, train_ds, val_ds, run_dir: Path, resume: bool) -> tuple[Path, list]:

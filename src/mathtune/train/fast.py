@@ -1,0 +1,106 @@
+"""mathtune's training-speed levers on top of TRL's SFTTrainer, chosen by the recipe's `speed:` block.
+
+Measured on a 2-core CPU by `mathtune bench train` (benchmarks/results/train_speed.md). What they remove from a plain
+TRL step with LoRA on the default model (GSM8K chain-of-thought rows, batch 8):
+- padding_free: the batch is one row of its examples back to back, position ids restarting at 0 per example, so no
+  compute goes to padding (about 30% of a padded GSM8K batch). The same examples make each step as without it, so
+  the loss is the same up to float rounding.
+- varlen_attention: with padding_free, each example attends only to itself through its own causal SDPA call
+  (mathtune.train.varlen) instead of a dense block-diagonal mask over the whole row.
+- compact_lm_head: the 49k-vocabulary LM head and the loss run only on positions that have a label (the completion),
+  once. TRL's fused head on CPU projects every position, prompt and padding included, recomputes the projection in
+  the backward pass and also computes an entropy metric over the vocabulary.
+TRL's own levers stay in `trainer:` (gradient_checkpointing, bf16, torch_compile, use_liger_kernel, ...).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from mathtune.schema import Strict
+
+
+class SpeedConfig(Strict):
+    """The recipe's `speed:` block: mathtune's training-speed levers (TRL's own ones go in `trainer:`)."""
+
+    padding_free: bool = True  # one unpadded row per batch; position ids restart per example
+    varlen_attention: bool = True  # with padding_free: per-example causal attention, no dense mask
+    compact_lm_head: bool = True  # LM head + loss only where a label is, computed once
+    threads: int | None = Field(None, gt=0)  # torch intra-op threads; None keeps torch's default (one per core)
+
+
+def apply_threads(speed: SpeedConfig) -> None:
+    """Set torch's thread count when the recipe names one."""
+    if speed.threads:
+        import torch
+
+        torch.set_num_threads(speed.threads)
+
+
+def uses_fast_trainer(speed: SpeedConfig) -> bool:
+    """Whether any lever needs FastSFTTrainer (otherwise plain SFTTrainer is used)."""
+    return speed.padding_free or speed.compact_lm_head
+
+
+def make_fast_trainer_class():
+    """FastSFTTrainer, built on first use so that importing this module does not import TRL."""
+    import torch
+    import torch.nn.functional as F
+    from trl import SFTTrainer
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    class FastSFTTrainer(SFTTrainer):
+        """SFTTrainer with mathtune's speed levers; everything else (data prep, truncation, saving) is TRL's."""
+
+        def __init__(self, *args, speed: SpeedConfig, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.speed = speed
+            if speed.padding_free:
+                # TRL refuses padding_free together with max_length unless it packs; the collator is swapped after
+                # TRL has tokenized and truncated the data to max_length, which keeps both.
+                self.data_collator = DataCollatorForLanguageModeling(
+                    pad_token_id=self._tokenizer.pad_token_id, padding_free=True,
+                    pad_to_multiple_of=self.args.pad_to_multiple_of,
+                )
+                self.padding_free = True
+                if speed.varlen_attention:
+                    from mathtune.train.varlen import register_varlen_attention
+
+                    base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+                    base.set_attn_implementation(register_varlen_attention())
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            """Mean next-token loss over labelled positions, with the LM head applied to those positions only."""
+            if not self.speed.compact_lm_head or return_outputs or not model.training:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            unwrapped = self.accelerator.unwrap_model(model)
+            base = unwrapped.get_base_model() if hasattr(unwrapped, "get_base_model") else unwrapped
+            inputs = dict(inputs)
+            labels = inputs.pop("labels")
+            hidden = base.model(**inputs, use_cache=False).last_hidden_state
+            targets = labels[:, 1:]
+            mask = targets != -100
+            logits = base.lm_head(hidden[:, :-1][mask])
+            loss_sum = F.cross_entropy(logits.float(), targets[mask], reduction="sum")
+            # TRL's normaliser: tokens of the whole (accumulated) batch when the Trainer passes it, else this batch's
+            count = mask.sum() if num_items_in_batch is None else num_items_in_batch
+            loss = loss_sum / torch.as_tensor(count).clamp(min=1)
+            self._log_step_metrics(inputs, logits, targets[mask])
+            return loss
+
+        def _log_step_metrics(self, inputs: dict[str, Any], logits, targets) -> None:
+            # mean_token_accuracy and num_tokens as TRL logs them; its vocabulary-wide entropy is skipped (cost)
+            with torch.no_grad():
+                n = targets.numel()
+                correct = (logits.argmax(-1) == targets).sum().item() if n else 0
+            self._metrics["train"]["mean_token_accuracy"].append(correct / n if n else 0.0)
+            if "attention_mask" in inputs:
+                self._total_train_tokens += int(inputs["attention_mask"].sum())
+            else:
+                self._total_train_tokens += int(inputs["input_ids"].numel())
+            self._metrics["train"]["num_tokens"] = [self._total_train_tokens]
+
+    return FastSFTTrainer
+

@@ -1,0 +1,297 @@
+"""GRPO with verifiable rewards on TRL's GRPOTrainer: `mathtune grpo RECIPE`.
+
+Linear: seed -> rewards -> data -> GRPOConfig -> model (+ optional SFT adapter) -> held-out eval at step 0 ->
+train (periodic held-out evals, guard-rails) -> save adapter -> final eval -> metrics.json + report.md + grpo.png.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib
+import importlib.util
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from mathtune.config import Recipe
+from mathtune.errors import UserError
+from mathtune.runs import atomic_write_json
+
+log = logging.getLogger("mathtune")
+
+# mathtune's defaults for trl.GRPOConfig; anything in the recipe's `trainer:` block wins.
+GRPO_DEFAULTS: dict[str, Any] = {
+    "max_steps": 100,
+    "per_device_train_batch_size": 8,
+    "gradient_accumulation_steps": 1,
+    "num_generations": 4,
+    "max_completion_length": 256,
+    "learning_rate": 1e-5,
+    "lr_scheduler_type": "constant",
+    "beta": 0.0,  # no KL term, so no reference model to hold in memory (DAPO / Dr. GRPO practice)
+    "temperature": 1.0,
+    "logging_steps": 1,
+    "save_strategy": "steps",
+    "save_steps": 20,
+    "save_total_limit": 2,
+    "report_to": "none",
+    "dataloader_num_workers": 0,
+    "disable_tqdm": False,
+}
+
+
+def import_reward_modules(modules: list[str]) -> None:
+    """Import user files (`path/to/file.py`) or modules so their `@REWARDS.register` decorators run."""
+    for i, item in enumerate(modules):
+        where = f"grpo.reward_modules[{i}]"
+        if item.endswith(".py"):
+            path = Path(item).expanduser()
+            if not path.is_file():
+                raise UserError(f"{where}: file {item!r} not found")
+            spec = importlib.util.spec_from_file_location(f"mathtune_user_rewards_{path.stem}", path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module
+            spec.loader.exec_module(module)
+        else:
+            try:
+                importlib.import_module(item)
+            except ImportError as exc:
+                raise UserError(f"{where}: cannot import {item!r} ({exc})") from None
+
+
+def build_rewards(recipe: Recipe) -> tuple[list, list[float]]:
+    """The recipe's reward functions (factories called with their options) and their weights."""
+    from mathtune.registry import UnknownNameError
+    from mathtune.rewards import REWARDS, named
+
+    import_reward_modules(recipe.grpo.reward_modules)
+    if not recipe.grpo.rewards:
+        raise UserError("grpo.rewards: empty; list at least one reward, e.g. [{name: accuracy}]")
+    funcs, weights = [], []
+    for i, spec in enumerate(recipe.grpo.rewards):
+        try:
+            factory = REWARDS.get(spec.name)
+        except UnknownNameError as exc:
+            raise UserError(f"grpo.rewards[{i}].name: {exc}") from None
+        try:
+            # TRL logs each reward under its function's name: use the recipe's, whatever the user's function is called
+            funcs.append(named(spec.name, factory(**spec.options)))
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"grpo.rewards[{i}] ({spec.name}).options: {exc}") from None
+        weights.append(spec.weight)
+    return funcs, weights
+
+
+def check_gold(recipe: Recipe, rows: list[dict]) -> None:
+    """A correctness reward on rows without gold answers would be None everywhere: stop before training."""
+    from mathtune.rewards import needs_gold
+
+    judged = [r.name for r in recipe.grpo.rewards if needs_gold(r.name)]
+    if judged and not any(r.get("answer") or (r.get("meta") or {}).get("entry") for r in rows):
+        specs = recipe.data.train if isinstance(recipe.data.train, list) else [recipe.data.train or {}]
+        sources = ", ".join(repr(spec.get("source")) for spec in specs)
+        raise UserError(
+            f"grpo.rewards: {judged[0]!r} needs gold answers, but data.train (source {sources}) has none; "
+            "use a source with answers or drop that reward"
+        )
+
+
+def to_grpo_rows(rows: list[dict], fmt, tokenizer) -> list[dict]:
+    """Rows -> TRL prompts plus the columns rewards read (the reasoning-gym entry as JSON text for `score_answer`)."""
+    from mathtune.data.formats import build_prompt
+
+    out = []
+    for r in rows:
+        meta = r.get("meta") or {}
+        out.append({
+            "prompt": build_prompt(r["question"], fmt, tokenizer),
+            "answer": r.get("answer", ""),
+            "task": meta.get("task", ""),
+            "entry": json.dumps(meta["entry"]) if "entry" in meta else "",
+        })
+    return out
+
+
+# Choice-valued GRPOConfig fields that TRL only checks mid-training (a typo would cost a whole first step).
+CHOICES = {
+    "loss_type": ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo"),
+    "scale_rewards": ("group", "batch", "none", True, False),
+    "importance_sampling_level": ("token", "sequence"),
+    "multi_objective_aggregation": ("sum_then_normalize", "normalize_then_sum"),
+}
+
+
+def _known_key(key: str, known: set[str]) -> None:
+    if key not in known:
+        close = difflib.get_close_matches(key, sorted(known), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UserError(f"trainer.{key}: not an argument of trl.GRPOConfig{hint}")
+
+
+def trainer_args(recipe: Recipe, output_dir: Path, weights: list[float]) -> dict[str, Any]:
+    """GRPOConfig's arguments: mathtune's defaults, the recipe's seed and `trainer:` block, checked (no torch, no GPU)."""
+    from trl import GRPOConfig
+
+    known = {f.name for f in dataclasses.fields(GRPOConfig)}
+    for key in recipe.trainer:
+        _known_key(key, known)
+    args: dict[str, Any] = {**GRPO_DEFAULTS, "seed": recipe.seed, "output_dir": str(output_dir), "reward_weights": weights}
+    args.update(recipe.trainer)
+    for key, choices in CHOICES.items():
+        if key in recipe.trainer and recipe.trainer[key] not in choices:
+            raise UserError(f"trainer.{key}: expected one of {', '.join(map(str, choices))}, got {recipe.trainer[key]!r}")
+    n = args["num_generations"]
+    if args.get("generation_batch_size") is not None:
+        batch, what = args["generation_batch_size"], "generation_batch_size"
+    else:
+        steps = args.get("steps_per_generation") or args["gradient_accumulation_steps"]
+        batch = args["per_device_train_batch_size"] * steps
+        what = "per_device_train_batch_size x steps_per_generation (or gradient_accumulation_steps)"
+    if not isinstance(n, int) or n < 2 or batch % n:
+        raise UserError(
+            f"trainer.num_generations: {n} must be >= 2 and divide the generation batch, {what} = {batch}: "
+            "each prompt's completions form one group in a batch"
+        )
+    return args
+
+
+def grpo_config(recipe: Recipe, output_dir: Path, weights: list[float]):
+    """trl.GRPOConfig for this machine (CPU: no bf16, no checkpointing, no vLLM); bad values in one line."""
+    import torch
+    from trl import GRPOConfig
+
+    args = trainer_args(recipe, output_dir, weights)
+    if not torch.cuda.is_available():
+        # bf16 matmul is ~15x slower than fp32 on CPUs without native bf16 (benchmarks/results/matmul_dtype.md)
+        cpu = {"use_cpu": True, "bf16": False, "gradient_checkpointing": False}
+        args.update({k: v for k, v in cpu.items() if k not in recipe.trainer})  # the recipe's own choice still wins
+        if args.get("use_vllm"):
+            raise UserError("trainer.use_vllm: vLLM needs a CUDA GPU; set it false on CPU (transformers generates)")
+    try:
+        return GRPOConfig(**args)
+    except (ValueError, TypeError) as exc:
+        raise UserError(f"trainer: {str(exc).splitlines()[0]}") from None
+
+
+def policy_model(recipe: Recipe, model_path: str):
+    """The base model, with the starting SFT adapter loaded trainable when `grpo.adapter` names one."""
+    from mathtune.models import load_model
+
+    model = load_model(model_path, recipe.quantization, recurrent=recipe.recurrent)
+    if recipe.grpo.adapter is None:
+        return model, None
+    from peft import PeftModel
+
+    path = Path(recipe.grpo.adapter).expanduser()
+    if not (path / "adapter_config.json").is_file():
+        raise UserError(f"grpo.adapter: {str(path)!r} has no adapter_config.json (expected RUN/adapter of `mathtune train`)")
+    return PeftModel.from_pretrained(model, str(path), is_trainable=True), path
+
+
+def run_grpo(recipe: Recipe, run_dir: Path, home: Path, resume: bool = False) -> dict:
+    """Train with GRPO into `run_dir` (adapter, held-out evals, metrics.json, report.md); return the metrics."""
+    from datasets import Dataset
+    from transformers import set_seed
+    from trl import GRPOTrainer
+
+    from mathtune.models import load_tokenizer, lora_config, resolve_recipe_model
+    from mathtune.pipeline import load_splits
+    from mathtune.train.grpo_callbacks import GuardRails, PeriodicEval, SignalMeter, evaluate_at
+    from mathtune.train.grpo_report import write_grpo_report
+    from mathtune.train.sft import last_complete_checkpoint
+
+    set_seed(recipe.seed)
+    if recipe.data.train is None:
+        raise UserError("data.train: missing (GRPO needs training prompts)")
+    funcs, weights = build_rewards(recipe)
+    args = grpo_config(recipe, run_dir / "checkpoints", weights)  # before loading anything: bad config fails fast
+    model_path = resolve_recipe_model(recipe, home)
+    tokenizer = load_tokenizer(model_path)
+    splits = load_splits(recipe)
+    check_gold(recipe, splits.train)
+    log.info("data: %d training prompts, %d held-out rows", len(splits.train), len(splits.eval))
+    train_ds = Dataset.from_list(to_grpo_rows(splits.train, recipe.format, tokenizer))
+    model, adapter_in = policy_model(recipe, model_path)
+
+    eval_cfg = recipe.eval.model_copy(update={"limit": recipe.grpo.eval_limit or recipe.eval.limit})
+    evals: dict[int, dict] = {}
+
+    def run_eval(m, step):
+        return evaluate_at(m, tokenizer, splits.eval, recipe.format, eval_cfg, run_dir / "evals", step, evals)
+
+    accuracy_name = next((r.name for r in recipe.grpo.rewards if r.name == "accuracy"), None)
+    meter = SignalMeter(weights, args.num_generations)
+    guard = GuardRails(accuracy_name, meter)
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=[meter.wrap(i, fn) for i, fn in enumerate(funcs)],
+        args=args,
+        train_dataset=train_ds,
+        processing_class=tokenizer,
+        peft_config=None if adapter_in else lora_config(recipe.lora),
+        callbacks=[guard, PeriodicEval(recipe.grpo.eval_every, run_eval)],
+    )
+    resume_from = last_complete_checkpoint(run_dir / "checkpoints") if resume else None
+    if resume_from is None:
+        run_eval(trainer.model, 0)
+    start = time.time()
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    train_seconds = time.time() - start
+    adapter_dir = save_adapter(trainer.model, tokenizer, run_dir)
+    run_eval(trainer.model, trainer.state.global_step)
+    _read_back_evals(run_dir / "evals", evals)  # on resume, the evaluations of the interrupted run count too
+
+    history = history_from_log(trainer.state.log_history)  # restored on resume, so it spans the whole run
+    metrics = {
+        "model": recipe.model,
+        "adapter_in": str(adapter_in) if adapter_in else None,
+        "adapter": str(adapter_dir),
+        "rows": {"train": len(splits.train), "eval": len(splits.eval)},
+        "steps": trainer.state.global_step,
+        "seconds": {"train": train_seconds},
+        "warnings": guard.warnings,
+        "evals": {str(k): v for k, v in sorted(evals.items())},
+        "history": history,
+    }
+    atomic_write_json(run_dir / "train_log.json", {"seconds": train_seconds, "log_history": trainer.state.log_history})
+    atomic_write_json(run_dir / "metrics.json", metrics)
+    write_grpo_report(run_dir, recipe, metrics, history, evals)
+    return metrics
+
+
+def save_adapter(model, tokenizer, run_dir: Path) -> Path:
+    """Save the trained LoRA adapter to `run_dir/adapter` atomically (temporary folder, then rename)."""
+    import shutil
+
+    adapter_dir, tmp = run_dir / "adapter", run_dir / ".adapter-tmp"
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    if adapter_dir.exists():
+        shutil.rmtree(adapter_dir)
+    tmp.rename(adapter_dir)
+    return adapter_dir
+
+
+def _read_back_evals(folder: Path, evals: dict[int, dict]) -> None:
+    from mathtune.runs import read_json
+
+    for sub in sorted(folder.glob("step-*")):
+        summary = read_json(sub / "summary.json")
+        if summary:
+            evals.setdefault(int(sub.name.split("-")[1]), summary)
+
+
+def history_from_log(log_history: list[dict]) -> list[dict]:
+    """Per-step GRPO metrics from the trainer's log, with the signal share (groups whose rewards differ) added."""
+    out = []
+    for h in log_history:
+        if "reward" in h:
+            row = dict(h)
+            if "signal_share" not in h and "frac_reward_zero_std" in h:
+                row["signal_share"] = 1.0 - h["frac_reward_zero_std"]
+            out.append(row)
+    return out
