@@ -16,7 +16,7 @@ from mathtune.config import Recipe, load_recipe
 from mathtune.data.formats import to_prompt_completion
 from mathtune.errors import UserError
 from mathtune.models import load_model, load_tokenizer
-from mathtune.train.fast import SpeedConfig
+from mathtune.train.fast import SpeedConfig, compact_head_on
 from mathtune.train.sft import build_trainer, train_sft
 from mathtune.train.varlen import register_varlen_attention, segment_bounds
 from support.tiny import tiny_model
@@ -120,7 +120,9 @@ def test_fast_training_follows_the_plain_loss_curve(tiny_checkpoint, tmp_path):
 
 def test_speed_block_is_a_checked_recipe_option():
     assert load_recipe(None).speed == SpeedConfig()
-    assert SpeedConfig().padding_free and SpeedConfig().compact_lm_head, "fast levers are the default"
+    assert SpeedConfig().padding_free and compact_head_on(SpeedConfig(), cuda=False), "fast levers are the CPU default"
+    assert not compact_head_on(SpeedConfig(), cuda=True), "on GPU TRL's chunked LM head is the default (memory)"
+    assert compact_head_on(SpeedConfig(compact_lm_head=True), cuda=True), "the recipe's choice wins"
     with pytest.raises(UserError, match="speed.padding_fre"):
         load_recipe(None, ["speed.padding_fre=false"])
     with pytest.raises(UserError, match="speed.threads"):

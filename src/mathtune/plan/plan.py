@@ -17,6 +17,7 @@ from mathtune.config import Recipe
 from mathtune.errors import UserError
 from mathtune.plan.arch import Arch, local_model_path, resolve_arch
 from mathtune.plan.memory import GIB, Estimate, MemorySettings, estimate_memory
+from mathtune.train.fast import compact_head_on
 
 _SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(gib|gb|g|mib|mb|m)?\s*$", re.IGNORECASE)
 
@@ -68,7 +69,7 @@ def memory_settings(recipe: Recipe, args: dict[str, Any], gpu: bool) -> MemorySe
         gpu=gpu,
         kv_repeat=True,  # padded batches and mathtune's varlen attention both repeat k/v
         attention_mask=not recipe.speed.padding_free,
-        compact_head=recipe.speed.compact_lm_head,
+        compact_head=compact_head_on(recipe.speed, cuda=gpu),
     )
 
 

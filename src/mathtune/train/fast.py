@@ -27,7 +27,10 @@ class SpeedConfig(Strict):
 
     padding_free: bool = True  # one unpadded row per batch; position ids restart per example
     varlen_attention: bool = True  # with padding_free: per-example causal attention, no dense mask
-    compact_lm_head: bool = True  # LM head + loss only where a label is, computed once
+    # LM head + loss only where a label is, computed once. None = on CPU only: it materialises the logits of every
+    # labelled token (8k tokens x 152k vocab = 16 GiB in fp32 for a 4096-token batch of 2), where TRL's chunked head
+    # on GPU keeps a fraction of that (see the dry-run memory plan).
+    compact_lm_head: bool | None = None
     threads: int | None = Field(None, gt=0)  # torch intra-op threads; None keeps torch's default (one per core)
 
 
@@ -39,9 +42,20 @@ def apply_threads(speed: SpeedConfig) -> None:
         torch.set_num_threads(speed.threads)
 
 
+def compact_head_on(speed: SpeedConfig, cuda: bool | None = None) -> bool:
+    """Whether the compact LM head is used: the recipe's choice, else on without CUDA and off with it."""
+    if speed.compact_lm_head is not None:
+        return speed.compact_lm_head
+    if cuda is None:
+        import torch
+
+        cuda = torch.cuda.is_available()
+    return not cuda
+
+
 def uses_fast_trainer(speed: SpeedConfig) -> bool:
     """Whether any lever needs FastSFTTrainer (otherwise plain SFTTrainer is used)."""
-    return speed.padding_free or speed.compact_lm_head
+    return speed.padding_free or compact_head_on(speed)
 
 
 def make_fast_trainer_class():
@@ -73,7 +87,7 @@ def make_fast_trainer_class():
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             """Mean next-token loss over labelled positions, with the LM head applied to those positions only."""
-            if not self.speed.compact_lm_head or return_outputs or not model.training:
+            if not compact_head_on(self.speed) or return_outputs or not model.training:
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             unwrapped = self.accelerator.unwrap_model(model)
             base = unwrapped.get_base_model() if hasattr(unwrapped, "get_base_model") else unwrapped
