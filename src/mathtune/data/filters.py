@@ -23,11 +23,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 
-from mathtune.data.sources.base import DataError
-from mathtune.registry import Registry, UnknownNameError
-from mathtune.schema import Strict, describe_error
+from mathtune.data.sources.base import DataError, resolve_named
+from mathtune.registry import Registry
+from mathtune.schema import Strict
 
 Predicate = Callable[[dict], bool]
 _WORD_PIECE_RE = re.compile(r"\w+|[^\w\s]")
@@ -94,17 +94,7 @@ def parse_filter(spec: Any, where: str) -> tuple[str, Filter, FilterOptions]:
     """Validate one `{filter: NAME, ...options}` entry; problems raise a one-line DataError."""
     if not isinstance(spec, dict):
         raise DataError(f"{where}: expected a mapping like {{filter: equals, field: ..., value: ...}}, got {spec!r}")
-    name = spec.get("filter")
-    if not isinstance(name, str):
-        raise DataError(f"{where}.filter: missing; expected one of: {', '.join(FILTERS.names())}")
-    try:
-        entry = FILTERS.get(name)
-    except UnknownNameError as e:
-        raise DataError(f"{where}.filter: {e}") from None
-    try:
-        opts = entry.options.model_validate({k: v for k, v in spec.items() if k != "filter"})
-    except ValidationError as e:
-        raise DataError(describe_error(e, where, entry.options)) from None
+    name, entry, opts = resolve_named(spec, "filter", FILTERS, where)
     return name, entry, opts
 
 

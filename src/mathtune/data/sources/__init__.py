@@ -8,32 +8,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import ValidationError
 
 from mathtune.data.sources import hub, local, reasoning_gym  # noqa: F401  (importing registers the sources)
-from mathtune.data.sources.base import ROW_FIELDS, SOURCES, DataError, SourceOptions, make_row, register_source
-from mathtune.registry import UnknownNameError
-from mathtune.schema import describe_error
+from mathtune.data.sources.base import (
+    ROW_FIELDS, SOURCES, DataError, SourceOptions, make_row, register_source, resolve_named,
+)
 
 __all__ = ["SOURCES", "DataError", "SourceOptions", "load_source", "validate_spec", "make_row", "register_source"]
 
 def validate_spec(spec: Mapping[str, Any], *, where: str = "data") -> tuple[Any, SourceOptions]:
     """Check `spec` against its source's options without loading; problems raise a one-line DataError."""
-    if not isinstance(spec, Mapping):
-        raise DataError(f"{where}: expected a mapping with a 'source' key, got {spec!r}")
-    name = spec.get("source")
-    if name is None:
-        raise DataError(f"{where}.source: missing; expected one of: {', '.join(SOURCES.names())}")
-    if not isinstance(name, str):
-        raise DataError(f"{where}.source: expected a string, got {name!r}")
-    try:
-        source = SOURCES.get(name)
-    except UnknownNameError as e:
-        raise DataError(f"{where}.source: {e}") from None
-    try:
-        opts = source.options.model_validate({k: v for k, v in spec.items() if k != "source"})
-    except ValidationError as e:
-        raise DataError(describe_error(e, where, source.options)) from None
+    _, source, opts = resolve_named(spec, "source", SOURCES, where)
     if opts.limit is not None and opts.limit < 0:
         raise DataError(f"{where}.limit: expected a count >= 0, got {opts.limit}")
     return source, opts

@@ -11,6 +11,7 @@ A row is a plain dict (what `datasets` and TRL take):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -60,3 +61,31 @@ def make_row(question: str, answer: str, solution: str, source: str, meta: dict 
     if meta:
         row["meta"] = meta
     return row
+
+
+def resolve_named(spec: Any, key: str, registry: Any, where: str) -> tuple[str, Any, Any]:
+    """Validate a `{KEY: NAME, ...options}` entry against `registry` (entries carry `.options`); -> (name, entry, opts).
+
+    Data sources and curation filters are both written this way in recipes; one DataError line names what is wrong.
+    """
+    from pydantic import ValidationError
+
+    from mathtune.registry import UnknownNameError
+    from mathtune.schema import describe_error
+
+    if not isinstance(spec, Mapping):
+        raise DataError(f"{where}: expected a mapping with a {key!r} key, got {spec!r}")
+    name = spec.get(key)
+    if name is None:
+        raise DataError(f"{where}.{key}: missing; expected one of: {', '.join(registry.names())}")
+    if not isinstance(name, str):
+        raise DataError(f"{where}.{key}: expected a string, got {name!r}")
+    try:
+        entry = registry.get(name)
+    except UnknownNameError as e:
+        raise DataError(f"{where}.{key}: {e}") from None
+    try:
+        opts = entry.options.model_validate({k: v for k, v in spec.items() if k != key})
+    except ValidationError as e:
+        raise DataError(describe_error(e, where, entry.options)) from None
+    return name, entry, opts
