@@ -32,7 +32,7 @@ def header(path: Path) -> list[str]:
 
 def trainer_fields(command: str) -> set[str] | None:
     """The argument names of the TRL config a recipe's `trainer:` block is passed to (None: not checked here)."""
-    if command in ("run", "train"):
+    if command in ("run", "train", "verifier"):  # the verifier's trainer block goes through sft_config too
         from trl import SFTConfig as config
     elif command == "grpo":
         from trl import GRPOConfig as config
