@@ -58,3 +58,24 @@ def test_eval_gsm8k_fixture_and_reasoning_gym(tmp_path, home):
                     str(out), cwd=tmp_path, home=home)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads((out / "summary.json").read_text())["n"] == 4
+
+
+def test_eval_gsm8k_offline_from_the_shipped_copy_zero_and_eight_shot(tmp_path, home):
+    # no --path, no hub (HF_HUB_OFFLINE=1, no network): the GSM8K test split ships inside the package
+    for name, extra in (("zero", []), ("cot8", ["--fewshot", "8"])):
+        out = tmp_path / name
+        proc = mathtune("eval", "--bench", "gsm8k", "--limit", "3", "--max-new-tokens", "32", *extra, "--output",
+                        str(out), cwd=tmp_path, home=home)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        records = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+        assert [r["index"] for r in records] == [0, 1, 2]
+        assert records[0]["gold"] == "18"  # Janet's ducks, the first GSM8K test problem
+        assert records[0]["question"].startswith("Janet")
+        if extra:
+            assert records[0]["prompt"].startswith("Q: There are 15 trees") and records[0]["prompt"].endswith("\nA:")
+        else:
+            assert "<|im_start|>" in records[0]["prompt"]
+    proc = mathtune("eval", "--bench", "gsm8k", "--fewshot", "9", "--output", str(tmp_path / "bad"), cwd=tmp_path,
+                    home=home)
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0 and "--fewshot 9" in proc.stderr
+    assert not (tmp_path / "bad").exists()

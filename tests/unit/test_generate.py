@@ -190,3 +190,19 @@ def test_make_generator_backends(model, tokenizer):
     if not torch.cuda.is_available():
         with pytest.raises(UserError, match="vllm"):
             make_generator("vllm", model, tokenizer)
+
+
+def test_a_long_shared_prefix_is_prefilled_once_and_changes_no_greedy_token(model, tokenizer, monkeypatch):
+    from mathtune.eval import continuous
+
+    shots = "Q: 1+1?\nA: 2.\n\nQ: 3+4?\nA: 7.\n\nQ: 10-2?\nA: 8.\n\n"  # 48 characters = tokens here
+    prompts = [shots + q for q in ("Q: 5+5?\nA:", "Q: 9*9?\nA:", "Q: how many pears?\nA:")]
+    monkeypatch.setattr(continuous, "MIN_SHARED_PREFIX", 16)
+    calls = []
+    real = continuous._shared_prefix
+    monkeypatch.setattr(continuous, "_shared_prefix", lambda m, jobs: calls.append(real(m, jobs)) or calls[-1])
+    out = greedy(model, tokenizer, prompts, batch_size=2)
+    assert calls[0] is not None and calls[0].get_seq_length() >= len(shots)
+    for prompt, (completion,) in zip(prompts, out):
+        ids = reference(model, tokenizer, prompt, 24)
+        assert completion.text == tokenizer.decode([t for t in ids if t != 1])

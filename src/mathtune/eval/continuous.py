@@ -48,7 +48,11 @@ def _row_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: t
     `mathtune_row_starts` alone (no mask) keeps the exact per-row path: one SDPA call per row on its own columns,
     the very call unbatched decoding makes (the benchmark's exactness reference for the batched linears).
     """
-    if query.shape[2] != 1 or key.shape[-1] != value.shape[-1] or (
+    q_len, kv_len = query.shape[2], key.shape[2]
+    if 1 < q_len < kv_len:  # a prompt's own tokens after a cached shared prefix: causal, aligned bottom-right
+        mask = torch.ones(q_len, kv_len, dtype=torch.bool, device=query.device).tril(kv_len - q_len)
+        return sdpa_attention_forward(module, query, key, value, mask[None, None], **kwargs)
+    if q_len != 1 or key.shape[-1] != value.shape[-1] or (
         mathtune_row_starts is None and mathtune_slab_mask is None
     ):
         return sdpa_attention_forward(module, query, key, value, None, **kwargs)
@@ -241,17 +245,43 @@ def run(
         return
     capacity = max(len(j.prompt) for j in jobs) + max_new_tokens + SLACK
     with _attention(model, ROW_ATTENTION), _packed_linears(model, slots):
-        yield from _run(model, deque(jobs), slots, capacity, max_new_tokens, pick, is_done, exact_attention)
+        prefix = _shared_prefix(model, jobs)
+        yield from _run(model, deque(jobs), slots, capacity, max_new_tokens, pick, is_done, exact_attention, prefix)
+
+
+MIN_SHARED_PREFIX = 64  # tokens: below this (a chat template's system turn) prefill alone stays bit-exact
+
+
+def _shared_prefix(model: Any, jobs: list[Job]) -> DynamicCache | None:
+    """The KV of the token prefix every prompt shares (few-shot exemplars), computed once.
+
+    With 8 worked examples a GSM8K prompt is ~900 tokens, of which the question is ~70: prefilling the shared part
+    once turns 1,319 prefills of 900 tokens into one of 830 and 1,319 of ~70. Each prompt's own tokens then run on
+    a copy of that cache, which sums in another order than one long prefill (~1e-6), so it is used only when the
+    shared part is long (MIN_SHARED_PREFIX) and at least one token of each prompt is left to run.
+    """
+    if len(jobs) < 2:
+        return None
+    first, n = jobs[0].prompt, min(len(j.prompt) for j in jobs) - 1
+    for job in jobs[1:]:
+        n = next((i for i, (a, b) in enumerate(zip(first[:n], job.prompt)) if a != b), n)
+        if n < MIN_SHARED_PREFIX:
+            return None
+    cache = DynamicCache()
+    model(input_ids=torch.tensor([first[:n]], device=model.device), past_key_values=cache, use_cache=True,
+          logits_to_keep=1, mathtune_row_starts=None)
+    return cache
 
 
 def _run(model: Any, queue: deque, slots: int, capacity: int, max_new_tokens: int, pick: Callable,
-         is_done: Callable, exact_attention: bool) -> Iterator[tuple[Job, list[int]]]:
+         is_done: Callable, exact_attention: bool, prefix: DynamicCache | None = None
+         ) -> Iterator[tuple[Job, list[int]]]:
     slab: _Slab | None = None
     rows: list[_Row | None] = []
     while queue or any(rows):
         while queue and (slab is None or None in rows or len(rows) < slots):
             job = queue.popleft()
-            cache, first = _prefill(model, job, pick)
+            cache, first = _prefill(model, job, pick, prefix)
             if slab is None:
                 slab = _Slab(cache, slots, capacity)
             row = _Row(job, [first])
@@ -276,10 +306,15 @@ def _run(model: Any, queue: deque, slots: int, capacity: int, max_new_tokens: in
                 yield row.job, row.new
 
 
-def _prefill(model: Any, job: Job, pick: Callable) -> tuple[DynamicCache, int]:
-    """Run one prompt alone, exactly as unbatched `generate` does, and pick its first new token."""
+def _prefill(model: Any, job: Job, pick: Callable, prefix: DynamicCache | None = None) -> tuple[DynamicCache, int]:
+    """Run one prompt alone, exactly as unbatched `generate` does (or its tokens after a shared prefix's cached KV),
+    and pick its first new token."""
     cache = DynamicCache()
     ids = torch.tensor([job.prompt], device=model.device)
+    if prefix is not None:
+        for i, layer in enumerate(prefix.layers):
+            cache.update(layer.keys.clone(), layer.values.clone(), i)
+        ids = ids[:, prefix.get_seq_length():]
     out = model(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1, mathtune_row_starts=None)
     return cache, pick(out.logits[:, -1, :], [job])[0]
 
