@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from mathtune.cli.common import DebugOpt, OutputOpt, ResumeOpt, SetOpt, guarded, load_run, mathtune_home
+from mathtune.cli.common import (
+    DebugOpt, OutputOpt, ResumeOpt, SetOpt, guarded, load_run, mathtune_home, open_run_dir,
+)
 from mathtune.errors import UserError
 
 
@@ -25,7 +26,7 @@ def run(
     def body():
         from mathtune.pipeline import run_pipeline
 
-        cfg, run_dir = load_run(recipe, set_, output, resume)
+        cfg, run_dir = load_run(recipe, set_, output, resume, kind="sft")
         typer.echo(f"run folder: {run_dir}")
         metrics = run_pipeline(cfg, run_dir, mathtune_home(), resume=resume)
         for name, summary in metrics["results"].items():
@@ -52,25 +53,23 @@ def train(
         import torch
 
         from mathtune.config import load_recipe
-        from mathtune.models import load_tokenizer, resolve_recipe_model
-        from mathtune.pipeline import load_splits, train_stage
+        from mathtune.pipeline import run_train
         from mathtune.train.sft import check_device_levers
 
         if dry_run or gpu_mem is not None:  # the plan alone (plan/plan.py); --gpu-mem implies --dry-run
             from mathtune.plan.plan import build_plan, format_plan, parse_size
 
             size = parse_size(gpu_mem) if gpu_mem is not None else None
-            plan = build_plan(load_recipe(recipe, set_), recipe, mathtune_home(), size, torch.cuda.is_available())
+            plan = build_plan(load_recipe(recipe, set_, "sft"), recipe, mathtune_home(), size, torch.cuda.is_available())
             typer.echo(format_plan(plan))
             return
-        if not resume:  # a GPU-only lever on a CPU fails before any run folder is made
-            check_device_levers(load_recipe(recipe, set_), torch.cuda.is_available())
-        cfg, run_dir = load_run(recipe, set_, output, resume)
-        if cfg.data.train is None:
-            raise UserError(f"{recipe}: data.train: missing (training needs a training source)")
-        model_path = resolve_recipe_model(cfg, mathtune_home())
-        tokenizer = load_tokenizer(model_path)
-        adapter = train_stage(cfg, model_path, tokenizer, load_splits(cfg, tokenizer), run_dir, resume)
+        if not resume:  # a GPU-only lever on a CPU, or no training source, fails before any run folder is made
+            cfg = load_recipe(recipe, set_, "sft")
+            check_device_levers(cfg, torch.cuda.is_available())
+            if cfg.data.train is None:
+                raise UserError(f"{recipe}: data.train: missing (training needs a training source)")
+        cfg, run_dir = load_run(recipe, set_, output, resume, kind="sft")
+        adapter = run_train(cfg, run_dir, mathtune_home(), resume)
         typer.echo(f"adapter: {adapter}")
 
     body(debug=debug)
@@ -103,9 +102,8 @@ def eval_(
         from mathtune.eval.report import write_eval_report
         from mathtune.eval.runner import evaluate
         from mathtune.models import load_adapter, load_model, load_tokenizer, resolve_model
-        from mathtune.pipeline import load_splits
-        from mathtune.runs import default_run_dir, prepare_run_dir, write_run_info
-        from mathtune.config import dump_recipe
+        from mathtune.data.load import load_splits
+        from mathtune.runs import default_run_dir, record_stage
 
         cfg = bench_recipe(
             bench, model=model, path=path, limit=limit, samples=samples, temperature=temperature, top_p=top_p,
@@ -120,8 +118,8 @@ def eval_(
             from mathtune.cli.verifier import check_verifier_base
 
             check_verifier_base(verifier, model, samples, temperature)
-        run_dir = prepare_run_dir(output or default_run_dir(Path("runs"), f"eval-{cfg.name}"), resume)
-        write_run_info(run_dir, dump_recipe(cfg), seed, " ".join(["mathtune", *sys.argv[1:]]))
+        run_dir = open_run_dir(output or default_run_dir(Path("runs"), f"eval-{cfg.name}"), resume, cfg, seed)
+        record_stage(run_dir, "eval", cfg)
         model_path = resolve_model(model, mathtune_home())
         tokenizer = load_tokenizer(model_path)
         rows = load_splits(cfg).eval
@@ -144,6 +142,7 @@ def eval_(
             del lm  # the verifier loads its own model
             rerank(verifier, run_dir)
         typer.echo(f"report: {run_dir / 'report.md'}")
+
 
     body(debug=debug)
 

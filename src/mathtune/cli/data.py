@@ -72,7 +72,7 @@ def data(
     def body():
         from mathtune.config import load_recipe
         from mathtune.data.curation import format_stats
-        from mathtune.pipeline import load_splits
+        from mathtune.data.load import load_splits
 
         if write is not None and write.suffix not in WRITE_SUFFIXES:
             raise UserError(f"--write {write}: expected a .jsonl or .parquet file name")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import string
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from mathtune.config import RECIPE_KINDS, Recipe
 from mathtune.schema import Strict
 
 # The solution is judged as the model would read it; {answer} (the extracted or given final answer) is optional.
@@ -93,3 +94,19 @@ class VerifierConfig(Strict):
         if self.true_word == self.false_word or not self.true_word or not self.false_word:
             raise ValueError("verifier.true_word and verifier.false_word must be two different, non-empty words")
         return self
+
+
+@RECIPE_KINDS.register("verifier")
+class VerifierRecipe(Recipe):
+    """A verifier (`mathtune verifier data|train`): labelled solutions and a LoRA judge trained with trl.SFTConfig's
+    arguments (the `trainer:` block, checked against it)."""
+
+    kind: Literal["verifier"] = "verifier"
+    verifier: VerifierConfig = VerifierConfig()
+
+    @field_validator("trainer")
+    @classmethod
+    def _trainer(cls, trainer: dict[str, Any]) -> dict[str, Any]:
+        from mathtune.train.sft_config import check_sft_trainer
+
+        return check_sft_trainer(trainer)
