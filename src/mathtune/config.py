@@ -245,12 +245,12 @@ def validate_recipe(raw: dict, name: str, kind: str | None = None) -> Recipe:
     """Validate a recipe mapping whole with the schema of its kind (`kind:` in it, else `kind`, else sft)."""
     kinds = recipe_kinds()
     given = raw.get("kind")
-    if kind is not None and given is not None and given != kind:
-        raise UserError(f"{name}: kind: this is a {given!r} recipe; this command runs {kind!r} recipes")
     try:
-        schema = kinds.get(given or kind or "sft")
+        schema = kinds.get(str(given or kind or "sft"))
     except UnknownNameError as exc:
         raise UserError(f"{name}: kind: {exc}") from None
+    if kind is not None and given is not None and given != kind:
+        raise UserError(f"{name}: kind: this is a {given!r} recipe; this command runs {kind!r} recipes")
     try:
         return schema.model_validate({**raw, "kind": schema.model_fields["kind"].default})
     except ValidationError as exc:

@@ -335,19 +335,18 @@ def run_folder(path: Path, resume: bool) -> Iterator[Path]:
 
 
 def _remove_start(path: Path, made: list[Path]) -> None:
-    """Remove what a failed start wrote: the files every start writes (and temporary ones), then each folder it
-    made, innermost first, while empty; a folder that was there before stays."""
-    for name in [*START_FILES, *(p.name for p in path.glob(".*"))]:
-        target = path / name
-        if target.is_dir():
-            shutil.rmtree(target, ignore_errors=True)
-        else:
-            target.unlink(missing_ok=True)
-    if path in made:  # only this start wrote inside it: empty sub-folders (a trainer's checkpoints/) go too
+    """Remove what a failed fresh start wrote. prepare_run_dir let it start only in a missing or empty folder, so
+    all that is inside is its own; a folder that was there before stays (empty), and the parents it made go."""
+    if path in made:
         shutil.rmtree(path, ignore_errors=True)
-    for folder in made:
+    else:
+        for child in path.iterdir():
+            if child.is_dir():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
+    for folder in made[1:] if path in made else made:
         try:
             folder.rmdir()
         except OSError:  # not empty (someone else's files) or already gone
-            if folder.exists():
-                break
+            break

@@ -29,8 +29,15 @@ def bench_spec(bench: str, path: str | None, limit: int | None, seed: int) -> di
         if not Path(bench).is_file():
             raise UserError(f"--bench {bench}: file not found")
         return {"source": "file", "path": bench}
-    import reasoning_gym  # noqa: F401  (a task name is checked by the source's own validation)
+    from mathtune.data.sources.reasoning_gym import _tasks
 
+    if bench not in _tasks():  # neither a named benchmark, a file, nor a task: name all three kinds, closest first
+        import difflib
+
+        close = difflib.get_close_matches(bench, [*BENCHES, *_tasks()], n=3, cutoff=0.6)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise UserError(f"--bench {bench}: not a named benchmark ({', '.join(BENCHES)}), a "
+                        f"{'/'.join(FILE_SUFFIXES)} file or a reasoning-gym task.{hint}")
     return {"source": "reasoning_gym", "task": bench, "size": limit or DEFAULT_TASK_SIZE, "seed": TASK_SEED_OFFSET + seed}
 
 

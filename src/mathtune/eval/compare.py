@@ -366,6 +366,10 @@ def render_markdown(data: dict, plots: Sequence[str]) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+# everything write_comparison puts in its folder (`mathtune compare -o DIR` refuses a folder holding any without --force)
+OUTPUT_NAMES = ("compare.md", "compare.json", "compare_accuracy.png", "compare_lengths.png", "compare_diagnostics.png")
+
+
 def write_comparison(comp: Comparison, out_dir: Path) -> dict[str, Path]:
     """Write the plots, compare.json and compare.md into `out_dir` (each atomically); returns their paths."""
     from mathtune.eval.plots import plot_accuracy, plot_diagnostics, plot_lengths
