@@ -66,6 +66,18 @@ def atomic_write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
+def save_png(fig, path: Path, dpi: int = 110) -> Path:
+    """Save a matplotlib figure as PNG atomically (see atomic_path), then free it: a reader never sees half a plot."""
+    import matplotlib.pyplot as plt
+
+    try:
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, format="png", dpi=dpi)
+    finally:
+        plt.close(fig)
+    return path
+
+
 def read_json(path: Path) -> Any:
     """Read a JSON file (None when it does not exist)."""
     return json.loads(path.read_text()) if path.is_file() else None

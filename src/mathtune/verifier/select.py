@@ -114,6 +114,8 @@ def plot_accuracy_vs_n(table: list[dict], path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from mathtune.runs import save_png
+
     fig, ax = plt.subplots(figsize=(5.5, 4))
     ns = [r["n"] for r in table]
     for method in METHODS:
@@ -124,7 +126,4 @@ def plot_accuracy_vs_n(table: list[dict], path: Path, title: str) -> None:
     ax.set(xlabel="N sampled solutions", ylabel="accuracy (%)", title=title)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
+    save_png(fig, path)
