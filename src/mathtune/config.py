@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, ClassVar, Literal
 
 import yaml
 from pydantic import Field, ValidationError, field_validator
@@ -118,12 +118,21 @@ class Recipe(Strict):
     quantization: QuantConfig = QuantConfig()
     # Passed straight to the stage's TRL config (trl.SFTConfig, trl.GRPOConfig); checked against it at load.
     trainer: dict[str, Any] = {}
+    # A stage's check of `trainer:` against its TRL config (raises ValueError naming the key); None: nothing to check.
+    trainer_check: ClassVar[Callable[[dict[str, Any]], None] | None] = None
     early_stopping_patience: int | None = Field(None, gt=0)
     eval: EvalConfig = EvalConfig()
     baseline: bool = True  # evaluate the untuned model first
     recurrent: RecurrentRecipe | None = None  # recurrent-depth models (recurrent/recipe.py)
     plan: PlanConfig | None = None  # shapes for `mathtune train --dry-run` offline (plan/recipe.py)
     speed: SpeedConfig = SpeedConfig()  # training-speed levers (train/fast.py)
+
+    @field_validator("trainer")
+    @classmethod
+    def _trainer(cls, trainer: dict[str, Any]) -> dict[str, Any]:
+        if cls.trainer_check is not None:
+            cls.trainer_check(trainer)
+        return trainer
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from mathtune.config import RECIPE_KINDS, Recipe
 from mathtune.schema import Strict
@@ -68,7 +68,11 @@ def check_grpo_trainer(trainer: dict[str, Any]) -> dict[str, Any]:
     for key, choices in CHOICES.items():
         if key in trainer and trainer[key] not in choices:
             raise ValueError(f"trainer.{key}: expected one of {', '.join(map(str, choices))}, got {trainer[key]!r}")
-    args = {**GRPO_DEFAULTS, **trainer}
+    return check_trainer_block(trainer, GRPOConfig, GRPO_DEFAULTS, _check_groups)
+
+
+def _check_groups(args: dict[str, Any]) -> None:
+    """Each prompt's completions form one group in a generation batch: the group size must divide it."""
     n = args["num_generations"]
     if args.get("generation_batch_size") is not None:
         batch, what = args["generation_batch_size"], "generation_batch_size"
@@ -76,13 +80,11 @@ def check_grpo_trainer(trainer: dict[str, Any]) -> dict[str, Any]:
         steps = args.get("steps_per_generation") or args["gradient_accumulation_steps"]
         batch = args["per_device_train_batch_size"] * steps
         what = "per_device_train_batch_size x steps_per_generation (or gradient_accumulation_steps)"
-    if not isinstance(n, int) or isinstance(n, bool) or n < 2 or not isinstance(batch, int) or batch % n:
+    if n < 2 or batch % n:
         raise ValueError(
             f"trainer.num_generations: {n} must be >= 2 and divide the generation batch, {what} = {batch}: "
             "each prompt's completions form one group in a batch"
         )
-    check_trainer_block(trainer, GRPOConfig, GRPO_DEFAULTS)
-    return trainer
 
 
 @RECIPE_KINDS.register("grpo")
@@ -90,12 +92,8 @@ class GrpoRecipe(Recipe):
     """GRPO with verifiable rewards on a LoRA adapter (`mathtune grpo`)."""
 
     kind: Literal["grpo"] = "grpo"
+    trainer_check = staticmethod(check_grpo_trainer)
     grpo: GrpoConfig = GrpoConfig()
-
-    @field_validator("trainer")
-    @classmethod
-    def _trainer(cls, trainer: dict[str, Any]) -> dict[str, Any]:
-        return check_grpo_trainer(trainer)
 
     @model_validator(mode="after")
     def _rewards(self) -> "GrpoRecipe":

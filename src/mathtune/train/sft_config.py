@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import field_validator
-
 from mathtune.config import RECIPE_KINDS, Recipe
 
 # mathtune's defaults for trl.SFTConfig; anything in the recipe's `trainer:` block wins.
@@ -35,8 +33,7 @@ def check_sft_trainer(trainer: dict[str, Any]) -> dict[str, Any]:
 
     from mathtune.train.trainer_check import check_trainer_block
 
-    check_trainer_block(trainer, SFTConfig, SFT_DEFAULTS)
-    return trainer
+    return check_trainer_block(trainer, SFTConfig, SFT_DEFAULTS)
 
 
 @RECIPE_KINDS.register("sft")
@@ -44,8 +41,4 @@ class SftRecipe(Recipe):
     """LoRA SFT: baseline evaluation, training on `data.train`, evaluation of the adapter."""
 
     kind: Literal["sft"] = "sft"
-
-    @field_validator("trainer")
-    @classmethod
-    def _trainer(cls, trainer: dict[str, Any]) -> dict[str, Any]:
-        return check_sft_trainer(trainer)
+    trainer_check = staticmethod(check_sft_trainer)

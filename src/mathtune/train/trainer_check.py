@@ -13,7 +13,7 @@ import functools
 import tempfile
 import typing
 import warnings
-from typing import Any
+from typing import Any, Callable
 
 # key -> (lowest allowed, whether the bound itself is allowed); TRL and transformers accept these out of range
 RANGES: dict[str, tuple[float, bool]] = {
@@ -49,8 +49,12 @@ def _adapters(config_cls: type) -> dict[str, Any]:
     return {f.name: TypeAdapter(hints[f.name]) for f in dataclasses.fields(config_cls)}
 
 
-def check_trainer_block(trainer: dict[str, Any], config_cls: type, defaults: dict[str, Any]) -> None:
-    """Raise ValueError (one line, naming `trainer.KEY`) when `trainer` is not something `config_cls` accepts."""
+def check_trainer_block(trainer: dict[str, Any], config_cls: type, defaults: dict[str, Any],
+                        stage_check: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Raise ValueError (one line, naming `trainer.KEY`) when `trainer` is not something `config_cls` accepts.
+
+    Each key is checked alone first (name, type, range); then `stage_check`, with the defaults filled in, for what
+    concerns several keys (GRPO's groups); then the config is built once, for the rest TRL itself checks."""
     from pydantic import ValidationError
 
     from mathtune.schema import expected_text
@@ -72,6 +76,8 @@ def check_trainer_block(trainer: dict[str, Any], config_cls: type, defaults: dic
             if value < bound or (value == bound and not inclusive):
                 relation = ">=" if inclusive else ">"
                 raise ValueError(f"trainer.{key}: expected a value {relation} {bound:g}, got {value!r}")
+    if stage_check is not None:
+        stage_check({**defaults, **trainer})
     args = {k: v for k, v in {**defaults, **trainer}.items() if k not in DEVICE_KEYS}
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # deprecation notices belong to the run, not to every recipe load
@@ -79,3 +85,4 @@ def check_trainer_block(trainer: dict[str, Any], config_cls: type, defaults: dic
             config_cls(**args, output_dir=tmp, use_cpu=True)
         except (ValueError, TypeError) as exc:
             raise ValueError(f"trainer: {name} rejects these settings: {str(exc).splitlines()[0]}") from None
+    return trainer

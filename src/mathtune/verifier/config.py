@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import string
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from mathtune.config import RECIPE_KINDS, Recipe
 from mathtune.schema import Strict
+from mathtune.train.sft_config import check_sft_trainer
 
 # The solution is judged as the model would read it; {answer} (the extracted or given final answer) is optional.
 DEFAULT_PROMPT = (
@@ -103,10 +104,4 @@ class VerifierRecipe(Recipe):
 
     kind: Literal["verifier"] = "verifier"
     verifier: VerifierConfig = VerifierConfig()
-
-    @field_validator("trainer")
-    @classmethod
-    def _trainer(cls, trainer: dict[str, Any]) -> dict[str, Any]:
-        from mathtune.train.sft_config import check_sft_trainer
-
-        return check_sft_trainer(trainer)
+    trainer_check = staticmethod(check_sft_trainer)
