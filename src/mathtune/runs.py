@@ -157,19 +157,36 @@ def save_adapter(model, tokenizer, run_dir: Path) -> Path:
     return run_dir / ADAPTER_DIR
 
 
-def read_samples(path: Path) -> list[dict]:
-    """The records of a samples.jsonl (none when absent). A torn last line, left by a kill, is dropped, so that
-    sample is redone; blank lines are skipped."""
+def read_samples(path: Path, required: tuple[str, ...] = ()) -> list[dict]:
+    """The records of a samples.jsonl (none when absent): the one reader of that file.
+
+    Tolerant of what a kill leaves: a torn last line is dropped (that sample is redone on resume) and blank lines
+    are skipped. Anything else is a one-line UserError naming the file and line: a broken line before the last,
+    a line that is not a JSON object, or one missing a `required` field.
+    """
     if not path.is_file():
         return []
+    try:
+        lines = path.read_bytes().decode("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read ({exc.__class__.__name__}: {exc})") from None
+    last = max((n for n, line in enumerate(lines, 1) if line.strip()), default=0)
     out = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            out.append(json.loads(line))
-        except ValueError:
-            break
+            rec = json.loads(line)
+        except ValueError as exc:
+            if n == last:  # torn by a kill mid-write
+                break
+            raise UserError(f"{path}:{n}: not valid JSON ({exc.__class__.__name__}: {exc.args[0]})") from None
+        if not isinstance(rec, dict):
+            raise UserError(f"{path}:{n}: expected a JSON object, got {type(rec).__name__}")
+        missing = [k for k in required if k not in rec]
+        if missing:
+            raise UserError(f"{path}:{n}: missing field '{missing[0]}' (not a mathtune samples.jsonl?)")
+        out.append(rec)
     return out
 
 

@@ -45,7 +45,7 @@ def check_output(folder: Path, force: bool) -> None:
     from mathtune.eval.compare import OUTPUT_NAMES
 
     if folder.exists() and not folder.is_dir():
-        raise UserError(f"--output {folder}: is a file; expected a folder")
+        raise UserError(f"--output {folder}: exists and is not a folder")
     taken = sorted(n for n in OUTPUT_NAMES if (folder / n).exists())
     if taken and not force:
         raise UserError(f"--output {folder}: already holds {', '.join(taken)}; pass --force to replace, "

@@ -21,9 +21,8 @@ from typing import Any, Sequence
 
 from mathtune.errors import UserError
 from mathtune.eval.metrics import accuracy_ci, mcnemar, paired_bootstrap
+from mathtune.runs import SAMPLES_FILE, SUMMARY_FILE, read_samples  # noqa: F401  (names of the run folder)
 
-SAMPLES_FILE = "samples.jsonl"  # the names eval/runner.py writes (not imported: that pulls in the grader)
-SUMMARY_FILE = "summary.json"
 REQUIRED_FIELDS = ("index", "sample", "question", "gold", "extracted", "correct", "completion", "num_tokens")
 STAGE_ORDER = ("baseline", "tuned")  # stages of a `mathtune run` folder, reference first
 BOOTSTRAP_RESAMPLES = 10000
@@ -61,31 +60,15 @@ def problem_key(question: str) -> str:
 
 
 def read_records(path: Path) -> list[dict]:
-    """Every record of a samples.jsonl; a line that is not a JSON record with the fields compare needs is an error."""
-    try:
-        lines = path.read_text().splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: cannot read ({exc.__class__.__name__}: {exc})") from None
-    out = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except ValueError as exc:
-            hint = " (a torn last line: the evaluation was killed; finish it with --resume)" if n == len(lines) else ""
-            raise UserError(f"{path}:{n}: not valid JSON ({exc.__class__.__name__}: {exc.args[0]}){hint}") from None
-        if not isinstance(rec, dict):
-            raise UserError(f"{path}:{n}: expected a JSON object, got {type(rec).__name__}")
-        missing = [k for k in REQUIRED_FIELDS if k not in rec]
-        if missing:
-            raise UserError(f"{path}:{n}: missing field '{missing[0]}' (not a mathtune samples.jsonl?)")
+    """Every record of a samples.jsonl (runs.read_samples: a torn last line from a kill is dropped), each with the
+    fields compare needs, of the types it needs; anything else is a one-line error naming the file and line."""
+    out = read_samples(path, required=REQUIRED_FIELDS)
+    for n, rec in enumerate(out, 1):
         bad = next((k for k in ("index", "sample", "num_tokens") if type(rec[k]) is not int), None)
         if bad:
-            raise UserError(f"{path}:{n}: field '{bad}' should be an integer, got {rec[bad]!r}")
+            raise UserError(f"{path}: record {n}: field '{bad}' should be an integer, got {rec[bad]!r}")
         if rec["correct"] not in (True, False, None):
-            raise UserError(f"{path}:{n}: field 'correct' should be true, false or null, got {rec['correct']!r}")
-        out.append(rec)
+            raise UserError(f"{path}: record {n}: field 'correct' should be true, false or null, got {rec['correct']!r}")
     if not out:
         raise UserError(f"{path}: no samples in the file")
     return out

@@ -11,10 +11,7 @@ from mathtune.config import EvalConfig, FormatConfig
 from mathtune.data.formats import build_prompt
 from mathtune.eval.diagnostics import aggregate, diagnose
 from mathtune.eval.metrics import accuracy_ci, maj_at_k, mean_pass_at_k
-from mathtune.runs import atomic_write_json
-
-SAMPLES_FILE = "samples.jsonl"
-SUMMARY_FILE = "summary.json"
+from mathtune.runs import SAMPLES_FILE, SUMMARY_FILE, atomic_write_json, read_samples  # noqa: F401  (re-exported)
 CHUNK_BATCHES = 4  # prompts per append = batch_size * CHUNK_BATCHES: small enough to lose little on a kill
 
 
@@ -30,19 +27,6 @@ def generation_config(cfg: EvalConfig):
         seed=cfg.seed,
         batch_size=cfg.batch_size,
     )
-
-
-def read_samples(path: Path) -> list[dict]:
-    """Records already written (a torn last line from a kill is dropped, so that sample is redone)."""
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            break
-    return out
 
 
 def score(index: int, sample: int, row: dict, prompt: str, completion, bench: str) -> dict:
