@@ -20,7 +20,7 @@ from statistics import fmean
 from typing import Any, Sequence
 
 from mathtune.errors import UserError
-from mathtune.eval.metrics import accuracy_ci, mcnemar, paired_bootstrap
+from mathtune.eval.metrics import accuracy_ci, completion_rates, mcnemar, paired_bootstrap
 from mathtune.runs import SAMPLES_FILE, SUMMARY_FILE, read_samples  # noqa: F401  (names of the run folder)
 
 REQUIRED_FIELDS = ("index", "sample", "question", "gold", "extracted", "correct", "completion", "num_tokens")
@@ -176,10 +176,8 @@ def run_stats(ev: Evaluation, keys: Sequence[str]) -> dict:
     if graded:
         ci = accuracy_ci(graded)
         out.update(accuracy=ci.value, accuracy_low=ci.low, accuracy_high=ci.high)
+    out.update(completion_rates(recs))  # the summary's own definitions (eval/metrics.py)
     out.update(
-        no_answer_rate=_share(r.get("reason") == "no_answer" for r in recs),
-        truncation_rate=_share(r.get("truncated") for r in recs),
-        mean_tokens=_mean(r["num_tokens"] for r in recs),
         doubt_per_1k_tokens=_mean(d.get("doubt_per_1k_tokens") for d in diags),
         repeated_3gram_ratio=_mean(d.get("repeated_3gram_ratio") for d in diags),
         flip_rate=_share((d.get("answer_flips") or 0) >= 1 for d in diags),

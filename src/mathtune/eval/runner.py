@@ -10,7 +10,7 @@ from mathtune.answers import grade_detailed
 from mathtune.config import EvalConfig, FormatConfig
 from mathtune.data.formats import build_prompt
 from mathtune.eval.diagnostics import aggregate, diagnose
-from mathtune.eval.metrics import accuracy_ci, maj_at_k, mean_pass_at_k
+from mathtune.eval.metrics import accuracy_ci, completion_rates, maj_at_k, mean_pass_at_k
 from mathtune.runs import SAMPLES_FILE, SUMMARY_FILE, atomic_write_json, read_samples  # noqa: F401  (re-exported)
 CHUNK_BATCHES = 4  # prompts per append = batch_size * CHUNK_BATCHES: small enough to lose little on a kill
 
@@ -89,9 +89,7 @@ def summarize(records: list[dict], samples: int) -> dict[str, Any]:
     if graded:
         ci = accuracy_ci(graded)
         out.update(accuracy=ci.value, accuracy_low=ci.low, accuracy_high=ci.high)
-    out["no_answer_rate"] = _share(r["reason"] == "no_answer" for r in first)
-    out["truncation_rate"] = _share(r["truncated"] for r in records)
-    out["mean_tokens"] = _mean(r["num_tokens"] for r in records)
+    out.update(completion_rates(records))  # over every completion, as compare and the plots read them
     out["diagnostics"] = aggregate([r["diagnostics"] for r in records])
     if samples > 1:
         by_index: dict[int, list[dict]] = {}
@@ -108,12 +106,3 @@ def summarize(records: list[dict], samples: int) -> dict[str, Any]:
             k *= 2
     return out
 
-
-def _share(flags) -> float:
-    flags = list(flags)
-    return sum(bool(f) for f in flags) / len(flags) if flags else 0.0
-
-
-def _mean(values) -> float:
-    values = list(values)
-    return sum(values) / len(values) if values else 0.0
