@@ -14,8 +14,8 @@ from pathlib import Path
 from mathtune.config import Recipe
 from mathtune.data.load import Splits, load_splits
 from mathtune.runs import (
-    ADAPTER_DIR, CHECKPOINTS_DIR, METRICS_FILE, SUMMARY_FILE, TRAIN_LOG, all_stage_seconds, atomic_write_json,
-    mean_train_loss, read_json, stage_attempt,
+    ADAPTER_DIR, CHECKPOINTS_DIR, CURATION_FILE, METRICS_FILE, SUMMARY_FILE, TRAIN_LOG, all_stage_seconds,
+    atomic_write_json, mean_train_loss, read_json, stage_attempt,
 )
 
 log = logging.getLogger("mathtune")
@@ -64,6 +64,8 @@ def train_stage(recipe: Recipe, model_path: str, tokenizer, splits: Splits, run_
     from mathtune.data.formats import to_prompt_completion
     from mathtune.train.sft import train_sft
 
+    if splits.curation:  # what the training rows went through, as `mathtune data` prints it
+        atomic_write_json(run_dir / CURATION_FILE, splits.curation)
     adapter = run_dir / ADAPTER_DIR
     if (adapter / "adapter_config.json").is_file():
         return adapter

@@ -28,6 +28,7 @@ CHECKPOINTS_DIR = "checkpoints"
 TRAIN_LOG = "train_log.json"
 SAMPLES_FILE = "samples.jsonl"
 SUMMARY_FILE = "summary.json"
+CURATION_FILE = "curation.json"  # rows kept and dropped by each curation step of the training data
 # written by every start, so they alone are nothing worth resuming
 START_FILES = {RUN_MARKER, RECIPE_FILE}
 

@@ -48,6 +48,7 @@ def test_run_writes_the_whole_run_folder(tmp_path, tiny_checkpoint):
     proc = mathtune("run", str(recipe), "--output", str(out), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     for name in ["recipe.yaml", "run.json", "metrics.json", "report.md", "loss.png", "adapter/adapter_model.safetensors",
+                 "curation.json",
                  "baseline/samples.jsonl", "tuned/samples.jsonl", "tuned/summary.json"]:
         assert (out / name).is_file(), name
     metrics = json.loads((out / "metrics.json").read_text())
@@ -80,10 +81,16 @@ def test_run_writes_the_whole_run_folder(tmp_path, tiny_checkpoint):
 def test_eval_on_gsm8k_fixture(tmp_path, tiny_checkpoint):
     out = tmp_path / "ev"
     proc = mathtune("eval", "--model", str(tiny_checkpoint), "--bench", "gsm8k", "--path", str(GSM8K_FIXTURE),
-                    "--limit", "3", "--max-new-tokens", "4", "--output", str(out), cwd=tmp_path)
+                    "--limit", "3", "--set", "eval.max_new_tokens=4", "--batch-size", "2", "--output", str(out),
+                    cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n"] == 3 and (out / "report.md").is_file()
+    saved = yaml.safe_load((out / "recipe.yaml").read_text())
+    # any eval key by --set, the shortcuts as before, the rest the schema's defaults (defined once, in EvalConfig)
+    assert saved["kind"] == "eval" and saved["eval"]["max_new_tokens"] == 4 and saved["eval"]["batch_size"] == 2
+    assert saved["eval"]["temperature"] == 0.0 and saved["format"]["template"] == "chat"
+    assert max(json.loads(line)["num_tokens"] for line in (out / "samples.jsonl").read_text().splitlines()) <= 4
 
 
 @pytest.mark.parametrize(
@@ -121,6 +128,8 @@ def test_eval_on_gsm8k_fixture(tmp_path, tiny_checkpoint):
         (["eval", "--bench", "empty.jsonl", "--model", "TINY", "-o", "out"], "empty.jsonl: empty file"),
         (["eval", "--bench", "gsm9k"], "--bench gsm9k: not a named benchmark (gsm8k, "),
         (["eval", "--bench", "gsm9k"], "Did you mean 'gsm8k'"),
+        (["eval", "--bench", "gsm8k", "--set", "eval.max_new_token=4"], "eval.max_new_token: unknown key. Did you mean"),
+        (["eval", "--bench", "gsm8k", "--max-new-tokens", "0"], "eval.max_new_tokens: "),
         (["eval", "--bench", "gsm8k", "--path", str(GSM8K_FIXTURE), "--model", "notok"],
          "model notok: no tokenizer could be loaded"),
         (["data", "default", "--set", "data.train={source: file, path: latin1.jsonl}", "--tokenizer", "approx"],

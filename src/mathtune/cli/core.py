@@ -81,13 +81,16 @@ def eval_(
     bench: str = typer.Option(..., "--bench", "--data", help="gsm8k, math, ..., a reasoning-gym task, or a .jsonl file"),
     path: Optional[str] = typer.Option(None, "--path", help="Local copy of a hub benchmark (same schema)"),
     limit: Optional[int] = typer.Option(None, "--limit", help="Evaluate the first K problems"),
-    samples: int = typer.Option(1, "--samples"),
-    temperature: float = typer.Option(0.0, "--temperature"),
-    top_p: float = typer.Option(1.0, "--top-p"),
-    seed: int = typer.Option(0, "--seed"),
-    max_new_tokens: int = typer.Option(1024, "--max-new-tokens"),
-    batch_size: int = typer.Option(16, "--batch-size"),
-    template: str = typer.Option("chat", "--template", help="chat or instruction"),
+    # Shortcuts for keys of the recipe's `eval:` block; unset ones keep the schema's default (config.EvalConfig), and
+    # every key, present or future, is reachable with --set eval.KEY=VALUE (also format.*).
+    samples: Optional[int] = typer.Option(None, "--samples", help="= --set eval.samples=N"),
+    temperature: Optional[float] = typer.Option(None, "--temperature", help="= --set eval.temperature=T"),
+    top_p: Optional[float] = typer.Option(None, "--top-p", help="= --set eval.top_p=P"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="= --set eval.seed=S"),
+    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", help="= --set eval.max_new_tokens=N"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="= --set eval.batch_size=N"),
+    template: Optional[str] = typer.Option(None, "--template", help="chat or instruction (= --set format.template=...)"),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="Any eval or format key: --set eval.max_new_tokens=256"),
     verifier: Optional[Path] = typer.Option(None, "--verifier", help="Verifier run: rerank the samples (best-of-N, weighted vote)"),
     sweep: Optional[str] = typer.Option(None, "--sweep", help="num_steps=1,2,4,8: evaluate a recurrent-depth model at each iteration count"),
     output: Optional[Path] = OutputOpt,
@@ -105,10 +108,11 @@ def eval_(
         from mathtune.data.load import load_splits
         from mathtune.runs import default_run_dir, record_stage
 
-        cfg = bench_recipe(
-            bench, model=model, path=path, limit=limit, samples=samples, temperature=temperature, top_p=top_p,
-            seed=seed, max_new_tokens=max_new_tokens, batch_size=batch_size, template=template,
-        )
+        shortcuts = {"samples": samples, "temperature": temperature, "top_p": top_p, "seed": seed,
+                     "max_new_tokens": max_new_tokens, "batch_size": batch_size}
+        sets = [f"eval.{k}={v}" for k, v in shortcuts.items() if v is not None]
+        sets += [f"format.template={template}"] if template is not None else []
+        cfg = bench_recipe(bench, model=model, path=path, limit=limit, overrides=sets + list(set_ or []))
         steps = None
         if sweep is not None:
             from mathtune.recurrent.sweep import parse_sweep
@@ -117,8 +121,8 @@ def eval_(
         if verifier is not None:
             from mathtune.cli.verifier import check_verifier_base
 
-            check_verifier_base(verifier, model, samples, temperature)
-        run_dir = open_run_dir(output or default_run_dir(Path("runs"), f"eval-{cfg.name}"), resume, cfg, seed)
+            check_verifier_base(verifier, model, cfg.eval.samples, cfg.eval.temperature)
+        run_dir = open_run_dir(output or default_run_dir(Path("runs"), f"eval-{cfg.name}"), resume, cfg, cfg.eval.seed)
         record_stage(run_dir, "eval", cfg)
         model_path = resolve_model(model, mathtune_home())
         tokenizer = load_tokenizer(model_path)

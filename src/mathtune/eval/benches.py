@@ -41,23 +41,18 @@ def bench_spec(bench: str, path: str | None, limit: int | None, seed: int) -> di
     return {"source": "reasoning_gym", "task": bench, "size": limit or DEFAULT_TASK_SIZE, "seed": TASK_SEED_OFFSET + seed}
 
 
-def bench_recipe(bench: str, *, model: str, path: str | None, limit: int | None, samples: int, temperature: float,
-                 top_p: float, seed: int, max_new_tokens: int, batch_size: int, template: str) -> Recipe:
-    """A validated evaluation-only recipe for `mathtune eval`."""
+def bench_recipe(bench: str, *, model: str, path: str | None, limit: int | None, overrides: list[str]) -> Recipe:
+    """A validated evaluation-only recipe for `mathtune eval`: the `eval:` block is the schema's defaults with
+    `overrides` (`eval.KEY=VALUE`, `format.KEY=VALUE`, as --set) applied, so every EvalConfig key is settable."""
     from pydantic import ValidationError
 
-    from mathtune.config import Recipe
+    from mathtune.config import Recipe, apply_overrides
     from mathtune.schema import describe_error
 
-    raw = {
-        "name": Path(bench).stem if bench.endswith(FILE_SUFFIXES) else bench,
-        "model": model,
-        "baseline": False,
-        "data": {"eval": bench_spec(bench, path, limit, seed)},
-        "format": {"template": template},
-        "eval": {"limit": limit, "samples": samples, "temperature": temperature, "top_p": top_p, "seed": seed,
-                 "max_new_tokens": max_new_tokens, "batch_size": batch_size},
-    }
+    raw = apply_overrides({"name": Path(bench).stem if bench.endswith(FILE_SUFFIXES) else bench, "model": model,
+                           "baseline": False, "eval": {"limit": limit}}, overrides)
+    seed = raw["eval"].get("seed", Recipe.model_fields["eval"].default.seed)
+    raw["data"] = {"eval": bench_spec(bench, path, limit, seed if isinstance(seed, int) else 0)}
     try:
         return Recipe.model_validate(raw)
     except ValidationError as exc:
