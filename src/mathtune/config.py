@@ -266,10 +266,15 @@ def validate_recipe(raw: dict, name: str, kind: str | None = None) -> Recipe:
         raise UserError(f"{name}: {describe_error(exc, '', schema)}") from None
 
 
-def load_recipe(path: str | None = None, overrides: list[str] | None = None, kind: str | None = None) -> Recipe:
+def load_recipe(path: str | None = None, overrides: list[str] | None = None, kind: str | None = None,
+                saved: bool = False) -> Recipe:
     """Load, override and validate a recipe whole (the trainer block against its stage's TRL config) before any
-    work; errors are UserError with one line naming the file and key."""
+    work; errors are UserError with one line naming the file and key. `saved`: a run folder's own recipe.yaml."""
     name, raw = read_recipe_file(path)
+    if saved and "kind" not in raw:
+        # saved before recipes had kinds, with the blocks of every stage; keep the ones of this kind's schema
+        fields = recipe_kinds().get(kind or "sft").model_fields
+        raw = {k: v for k, v in raw.items() if k in fields}
     raw = apply_overrides(raw, overrides or [])
     return validate_recipe(raw, name, kind)
 

@@ -263,7 +263,10 @@ def check_resume(run_dir: Path, recipe: dict) -> None:
         import yaml
 
         saved = yaml.safe_load((run_dir / RECIPE_FILE).read_text()) if (run_dir / RECIPE_FILE).is_file() else {}
-        stages = {"run": {"depends_on": stage_dependencies("run", saved or {})}}
+        # such a recipe also saved the blocks of stages it never ran (grpo:, verifier:): those are not changes
+        saved = {k: v for k, v in (saved or {}).items() if k in recipe or k == "kind"}
+        saved.setdefault("kind", recipe.get("kind"))
+        stages = {"run": {"depends_on": stage_dependencies("run", saved)}}
     problems = {}
     for stage, rec in stages.items():
         keys = changed_keys(rec["depends_on"], stage_dependencies(stage, recipe))

@@ -163,3 +163,20 @@ def test_read_samples_drops_a_torn_last_line(tmp_path):
     path = tmp_path / "samples.jsonl"
     path.write_text('{"index": 0}\n\n{"index": 1}\n{"index": 2, "compl')
     assert read_samples(path) == [{"index": 0}, {"index": 1}] and read_samples(tmp_path / "none.jsonl") == []
+
+
+def test_a_run_saved_before_stage_records_resumes_with_its_saved_recipe(tmp_path):
+    import yaml
+
+    from mathtune.config import load_recipe
+    from mathtune.runs import check_resume
+
+    run = prepare_run_dir(tmp_path / "r", resume=False)
+    old = load_recipe(None).model_dump(mode="json")
+    del old["kind"]
+    old.update(grpo={"rewards": [{"name": "accuracy"}]}, verifier={"head": "lm"})  # what every run folder saved
+    write_run_info(run, yaml.safe_dump(old), seed=1, command="mathtune run")
+    cfg = load_recipe(str(run / "recipe.yaml"), kind="sft", saved=True)
+    check_resume(run, cfg)  # the other stages' blocks are no change
+    with pytest.raises(UserError, match="the recipe changed eval.max_new_tokens"):
+        check_resume(run, load_recipe(str(run / "recipe.yaml"), ["eval.max_new_tokens=7"], kind="sft", saved=True))

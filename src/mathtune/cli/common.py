@@ -90,9 +90,10 @@ def load_run(recipe: Optional[str], overrides: Optional[List[str]], output: Opti
 
     if resume and output is None:
         raise UserError("--resume needs --output RUN_FOLDER")
-    if resume and recipe is None and (output / RECIPE_FILE).is_file():
+    saved = resume and recipe is None and (output / RECIPE_FILE).is_file()
+    if saved:
         recipe = str(output / RECIPE_FILE)
-    cfg = load_recipe(recipe, overrides or [], kind)
+    cfg = load_recipe(recipe, overrides or [], kind, saved=saved)
     return cfg, open_run_dir(output or default_run_dir(Path("runs"), cfg.name), resume, cfg)
 
 
