@@ -5,21 +5,23 @@ from __future__ import annotations
 import copy
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, ClassVar, Literal
 
 import yaml
 from pydantic import Field, ValidationError, field_validator
 
 from mathtune.errors import UserError
 from mathtune.data.curation import CurationConfig, validate_train
+from mathtune.registry import Registry, UnknownNameError
 from mathtune.schema import Strict, describe_error
 from mathtune.recurrent.recipe import RecurrentRecipe
-from mathtune.train.grpo_config import GrpoConfig
-from mathtune.verifier.config import VerifierConfig
 from mathtune.plan.recipe import PlanConfig
 from mathtune.train.fast import SpeedConfig
 
 DEFAULT_RECIPE = "default"
+# kind -> the recipe schema of that stage; each stage's config module registers its own (train/sft_config.py,
+# train/grpo_config.py, verifier/config.py). A recipe without `kind` takes the kind of the command that reads it.
+RECIPE_KINDS: Registry[type["Recipe"]] = Registry("recipe kind")
 
 
 class LoraConfig(Strict):
@@ -109,8 +111,13 @@ class DataConfig(Strict):
 
 
 class Recipe(Strict):
-    """A whole run: model, data, format, LoRA, trainer arguments (passed to TRL) and evaluation."""
+    """The blocks every stage shares: model, data, format, LoRA, trainer arguments (passed to TRL), evaluation.
 
+    Used as it is for evaluation-only recipes (`mathtune eval`); each training stage's schema extends it with its own
+    block and checks `trainer:` against the TRL config class that stage uses (RECIPE_KINDS).
+    """
+
+    kind: Literal["eval"] = "eval"
     name: str = "run"
     model: str = "default"
     seed: int = 42
@@ -118,16 +125,23 @@ class Recipe(Strict):
     format: FormatConfig = FormatConfig()
     lora: LoraConfig = LoraConfig()
     quantization: QuantConfig = QuantConfig()
-    # Passed straight to trl.SFTConfig; keys are checked against it when training starts.
+    # Passed straight to the stage's TRL config (trl.SFTConfig, trl.GRPOConfig); checked against it at load.
     trainer: dict[str, Any] = {}
+    # A stage's check of `trainer:` against its TRL config (raises ValueError naming the key); None: nothing to check.
+    trainer_check: ClassVar[Callable[[dict[str, Any]], None] | None] = None
     early_stopping_patience: int | None = Field(None, gt=0)
     eval: EvalConfig = EvalConfig()
     baseline: bool = True  # evaluate the untuned model first
     recurrent: RecurrentRecipe | None = None  # recurrent-depth models (recurrent/recipe.py)
-    grpo: GrpoConfig = GrpoConfig()  # rewards and evaluation of `mathtune grpo` (train/grpo_config.py)
-    verifier: VerifierConfig = VerifierConfig()  # `mathtune verifier ...` (verifier/config.py)
     plan: PlanConfig | None = None  # shapes for `mathtune train --dry-run` offline (plan/recipe.py)
     speed: SpeedConfig = SpeedConfig()  # training-speed levers (train/fast.py)
+
+    @field_validator("trainer")
+    @classmethod
+    def _trainer(cls, trainer: dict[str, Any]) -> dict[str, Any]:
+        if cls.trainer_check is not None:
+            cls.trainer_check(trainer)
+        return trainer
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -135,7 +149,11 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise UserError(f"--set {text!r}: expected key=value, e.g. --set lora.r=8")
     key, raw = text.split("=", 1)
-    value = yaml.safe_load(raw) if raw.strip() else ""
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise UserError(f"--set {text!r}: the value is not valid YAML ({getattr(exc, 'problem', exc)}); "
+                        "quote it to pass it as text") from None
     if isinstance(value, str):
         try:  # YAML 1.1 reads "1e-4" as a string; on the command line it is meant as a number
             value = float(value) if value.strip().lower() not in {"nan", "inf", "-inf"} else value
@@ -166,23 +184,38 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     return out
 
 
+def _parse_yaml(text: str, name: str) -> dict:
+    """A recipe's mapping from its YAML text; bad YAML or another top-level shape is one line naming `name`."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise UserError(f"{name}:{where} not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{name}: expected a mapping of recipe keys at the top level")
+    return data
+
+
 def read_recipe_file(path: str | None) -> tuple[str, dict]:
     """Read a recipe's YAML (None = the embedded default) and return (display name, mapping)."""
     if path is None or path == DEFAULT_RECIPE:
         text = resources.files("mathtune").joinpath("recipes/default.yaml").read_text()
         return "default recipe", yaml.safe_load(text)
     p = Path(path)
+    if p.is_dir():
+        raise UserError(f"{path}: is a folder; expected a recipe YAML file or a shipped recipe name")
     if not p.is_file():
         return path, _shipped_recipe(path)
     try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise UserError(f"{path}:{where} not valid YAML ({getattr(exc, 'problem', exc)})") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a mapping of recipe keys at the top level")
-    return str(path), data
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not a UTF-8 text file (byte {exc.start}); expected a recipe in YAML") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot be read ({exc.strerror})") from None
+    if "\x00" in text:  # YAML would read a binary file as one odd string; say what it is instead
+        raise UserError(f"{path}: a binary file; expected a recipe in YAML")
+    return str(path), _parse_yaml(text, str(path))
 
 
 def shipped_recipes() -> list[str]:
@@ -217,14 +250,42 @@ def _shipped_recipe(name: str) -> dict:
     return yaml.safe_load(text)
 
 
-def load_recipe(path: str | None = None, overrides: list[str] | None = None) -> Recipe:
-    """Load, override and validate a recipe; errors are UserError with one line naming the file and key."""
-    name, raw = read_recipe_file(path)
-    raw = apply_overrides(raw, overrides or [])
+def recipe_kinds() -> Registry[type[Recipe]]:
+    """The registry of recipe schemas by kind, with every stage's schema registered."""
+    import mathtune.train.grpo_config  # noqa: F401  (importing registers the kind)
+    import mathtune.train.sft_config  # noqa: F401
+    import mathtune.verifier.config  # noqa: F401
+
+    return RECIPE_KINDS
+
+
+def validate_recipe(raw: dict, name: str, kind: str | None = None) -> Recipe:
+    """Validate a recipe mapping whole with the schema of its kind (`kind:` in it, else `kind`, else sft)."""
+    kinds = recipe_kinds()
+    given = raw.get("kind")
     try:
-        return Recipe.model_validate(raw)
+        schema = kinds.get(str(given or kind or "sft"))
+    except UnknownNameError as exc:
+        raise UserError(f"{name}: kind: {exc}") from None
+    if kind is not None and given is not None and given != kind:
+        raise UserError(f"{name}: kind: this is a {given!r} recipe; this command runs {kind!r} recipes")
+    try:
+        return schema.model_validate({**raw, "kind": schema.model_fields["kind"].default})
     except ValidationError as exc:
-        raise UserError(f"{name}: {describe_error(exc, '', Recipe)}") from None
+        raise UserError(f"{name}: {describe_error(exc, '', schema)}") from None
+
+
+def load_recipe(path: str | None = None, overrides: list[str] | None = None, kind: str | None = None,
+                saved: bool = False) -> Recipe:
+    """Load, override and validate a recipe whole (the trainer block against its stage's TRL config) before any
+    work; errors are UserError with one line naming the file and key. `saved`: a run folder's own recipe.yaml."""
+    name, raw = read_recipe_file(path)
+    if saved and "kind" not in raw:
+        # saved before recipes had kinds, with the blocks of every stage; keep the ones of this kind's schema
+        fields = recipe_kinds().get(kind or "sft").model_fields
+        raw = {k: v for k, v in raw.items() if k in fields}
+    raw = apply_overrides(raw, overrides or [])
+    return validate_recipe(raw, name, kind)
 
 
 def dump_recipe(recipe: Recipe) -> str:

@@ -97,7 +97,11 @@ def load_tokenizer(path: str):
     """Load the tokenizer with a pad token (EOS when the model has none) and left padding for generation."""
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(path)
+    try:
+        tok = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError, TypeError) as exc:  # e.g. a model folder saved without its tokenizer files
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise UserError(f"model {path}: no tokenizer could be loaded from it ({reason})") from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     tok.padding_side = "left"

@@ -28,6 +28,14 @@ _EXPECTED = {
 }
 
 
+def expected_text(error: dict) -> str:
+    """What a pydantic error says was expected, in the words used in every one-line message."""
+    if error["type"] in _EXPECTED:
+        return _EXPECTED[error["type"]]
+    msg = error["msg"].removeprefix("Input should be ")
+    return msg[0].lower() + msg[1:]
+
+
 def _block_at(loc: tuple, model: type[BaseModel]) -> type[BaseModel] | None:
     """The pydantic model that holds the last key of `loc` (None when the path leaves pydantic models)."""
     for part in loc[:-1]:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from mathtune.errors import UserError
-from mathtune.runs import atomic_write_json, atomic_write_text, read_json
+from mathtune.runs import METRICS_FILE, RUN_MARKER, TRAIN_LOG, atomic_write_json, atomic_write_text, read_json, save_png
 
 log = logging.getLogger("mathtune")
 # (command, log file) -> exit code; the default runs it as a child process. Tests pass a fake.
@@ -72,7 +72,7 @@ def point_command(recipe: str | None, base_sets: list[str], point: Point) -> lis
     for item in [*base_sets, *(f"{k}={v}" for k, v in point.overrides.items())]:
         cmd += ["--set", item]
     cmd += ["--output", str(point.folder)]
-    if (point.folder / "run.json").is_file():
+    if (point.folder / RUN_MARKER).is_file():
         cmd.append("--resume")
     return cmd
 
@@ -88,10 +88,13 @@ def subprocess_runner(cmd: list[str], log_file: Path) -> int:
 
 def metric_value(run_dir: Path, metric: str) -> float | None:
     """A metric of a finished run: `accuracy` (tuned), `baseline.accuracy`, `tuned.diagnostics.loop_rate`,
-    `train_loss` (last logged), `train_seconds`; None when absent."""
-    metrics = read_json(run_dir / "metrics.json") or {}
+    `train_loss` (mean over every step, resumes included), `final_loss` (last logged), `train_seconds` (every
+    attempt's); None when absent."""
+    metrics = read_json(run_dir / METRICS_FILE) or {}
     if metric == "train_loss":
-        history = (read_json(run_dir / "train_log.json") or {}).get("log_history", [])
+        return metrics.get("train_loss")
+    if metric == "final_loss":
+        history = (read_json(run_dir / TRAIN_LOG) or {}).get("log_history", [])
         losses = [h["loss"] for h in history if "loss" in h]
         return losses[-1] if losses else None
     if metric == "train_seconds":
@@ -159,10 +162,7 @@ def write_plot(folder: Path, grid, points: list[Point], metrics: list[str]) -> P
         if series:
             ax.legend(fontsize=8)
     fig.tight_layout()
-    out = folder / "sweep.png"
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_png(fig, folder / "sweep.png")
 
 
 def run_sweep(recipe: str | None, base_sets: list[str], grid, folder: Path, metrics: list[str],
@@ -175,13 +175,13 @@ def run_sweep(recipe: str | None, base_sets: list[str], grid, folder: Path, metr
     })
     status: dict[str, str] = {}
     for i, p in enumerate(points, 1):
-        if (p.folder / "metrics.json").is_file():
+        if (p.folder / METRICS_FILE).is_file():
             status[p.name] = "done (kept)"
             log.info("sweep %d/%d %s: finished before, skipped", i, len(points), p.name)
             continue
         log.info("sweep %d/%d %s", i, len(points), p.name)
         code = runner(point_command(recipe, base_sets, p), folder / "logs" / f"{p.name}.log")
-        done = code == 0 and (p.folder / "metrics.json").is_file()
+        done = code == 0 and (p.folder / METRICS_FILE).is_file()
         status[p.name] = "done" if done else f"failed (exit {code}, see logs/{p.name}.log)"
     table = write_table(folder, grid, points, status, metrics)
     write_plot(folder, grid, points, metrics)

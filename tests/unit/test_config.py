@@ -77,3 +77,40 @@ def test_missing_and_malformed_files(tmp_path):
     nodata.write_text("model: default\n")
     with pytest.raises(UserError, match="data: missing required key"):
         load_recipe(str(nodata))
+
+
+@pytest.mark.parametrize("kind, override, message", [
+    ("sft", "trainer.learning_rat=1e-4", "trainer.learning_rat: not an argument of trl.SFTConfig (did you mean 'learning_rate'?)"),
+    ("sft", "trainer.per_device_train_batch_size=0", "trainer.per_device_train_batch_size: expected a value >= 1, got 0"),
+    ("sft", "trainer.learning_rate=-0.001", "trainer.learning_rate: expected a value >= 0, got -0.001"),
+    ("sft", "trainer.num_train_epochs=0", "trainer.num_train_epochs: expected a value > 0, got 0"),
+    ("sft", "trainer.max_steps=1.5", "trainer.max_steps: trl.SFTConfig expects an integer, got 1.5"),
+    ("sft", "trainer.report_to=7", "trainer.report_to: trl.SFTConfig expects"),
+    ("sft", "trainer.optim=adamw_nope", "trainer: trl.SFTConfig rejects these settings: adamw_nope"),
+    ("sft", "trainer.num_generations=4", "not an argument of trl.SFTConfig"),  # a GRPO key in an SFT recipe
+    ("grpo", "trainer.num_generations=3", "trainer.num_generations: 3 must be >= 2 and divide"),
+    ("grpo", "trainer.beta=-1", "trainer.beta: expected a value >= 0"),
+    ("grpo", "trainer.loss_type=ppo", "trainer.loss_type: expected one of"),
+    ("verifier", "trainer.gradient_accumulation_steps=0", "trainer.gradient_accumulation_steps: expected a value >= 1"),
+])
+def test_trainer_block_is_checked_at_load_against_its_stage(kind, override, message):
+    default = {"sft": None, "grpo": "tiny/grpo_default", "verifier": "tiny/verifier_default"}[kind]
+    with pytest.raises(UserError) as err:
+        load_recipe(default, [override], kind)
+    msg = str(err.value)
+    assert message in msg and "\n" not in msg
+    assert msg.startswith("default recipe: " if default is None else f"{default}: ")  # the recipe is named
+
+
+def test_gpu_settings_still_load_on_a_cpu():
+    # device levers are checked where the device is known (train/sft.py), not at load: a GPU recipe validates here
+    recipe = load_recipe("sft/tinyllama_gsm8k_qlora")
+    assert recipe.trainer["bf16"] is True and recipe.trainer["optim"] == "paged_adamw_32bit"
+
+
+def test_wrong_kind_and_unknown_kind_are_one_line():
+    with pytest.raises(UserError, match=r"^tiny/grpo_default: kind: this is a 'grpo' recipe; this command runs 'sft'"):
+        load_recipe("tiny/grpo_default", kind="sft")
+    with pytest.raises(UserError, match=r"kind: unknown recipe kind 'spf'. Did you mean 'sft'\?"):
+        load_recipe(None, ["kind=spf"])
+    assert load_recipe(None, ["kind=grpo", "trainer={}", "lora.r=4"], kind="grpo").kind == "grpo"

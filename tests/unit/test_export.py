@@ -94,7 +94,9 @@ def test_run_folder_uses_its_recipe_model(tiny_checkpoint, adapter, tmp_path):
 def mathtune(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "mathtune", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=300, env={"PATH": "/usr/bin:/bin", "MATHTUNE_HOME": str(cwd / "home"),
-                                            "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"})
+                                            "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+                                            # this checkout's code, whatever the venv's editable install points at
+                                            "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")})
 
 
 def test_cli_export_and_its_errors(adapter, tmp_path):

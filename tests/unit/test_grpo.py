@@ -9,7 +9,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from mathtune.config import Recipe
+from mathtune.config import validate_recipe
+from mathtune.train.grpo_config import GrpoRecipe as Recipe  # the schema of `mathtune grpo`
 from mathtune.errors import UserError
 from mathtune.train.grpo import build_rewards, check_gold, grpo_config, run_grpo
 from mathtune.train.grpo_callbacks import GuardRails
@@ -28,7 +29,8 @@ TASK = {"source": "reasoning_gym", "task": "chain_sum", "config": {"min_terms": 
 
 
 def recipe(model: str = "default", rewards=None, grpo=None, **trainer) -> Recipe:
-    return Recipe.model_validate({
+    """A GRPO recipe validated as `mathtune grpo` reads one (so a bad trainer block fails here, at load)."""
+    return validate_recipe({
         "model": model,
         "data": {"train": {**TASK, "size": 8, "seed": 1}, "eval": {**TASK, "size": 4, "seed": 1000000}},
         "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
@@ -36,7 +38,7 @@ def recipe(model: str = "default", rewards=None, grpo=None, **trainer) -> Recipe
         "trainer": {"max_steps": 2, "per_device_train_batch_size": 4, "num_generations": 4, "max_completion_length": 8,
                     "save_steps": 1, "disable_tqdm": True, **trainer},
         "eval": {"max_new_tokens": 4, "batch_size": 4},
-    })
+    }, "grpo-test.yaml", "grpo")
 
 
 def test_grpo_steps_change_lora_weights_and_log_guard_rails(tiny_checkpoint, tmp_path):
@@ -125,23 +127,23 @@ def test_accuracy_on_rows_without_gold_is_refused():
     check_gold(recipe(rewards=[{"name": "format"}]), rows)  # a reward that needs no gold is fine
 
 
-def test_num_generations_must_divide_the_batch(tmp_path):
-    cfg = recipe(per_device_train_batch_size=4, num_generations=3)
-    with pytest.raises(UserError) as err:
-        grpo_config(cfg, tmp_path, [1.0])
+def test_num_generations_must_divide_the_batch():
+    with pytest.raises(UserError) as err:  # at load, before any model or data work
+        recipe(per_device_train_batch_size=4, num_generations=3)
     msg = str(err.value)
-    assert "\n" not in msg and "num_generations: 3" in msg and "= 4" in msg
+    assert "\n" not in msg and msg.startswith("grpo-test.yaml: ") and "num_generations: 3" in msg and "= 4" in msg
 
 
-def test_unknown_trainer_key_is_one_line(tmp_path):
-    with pytest.raises(UserError, match=r"trainer.num_generation: not an argument of trl.GRPOConfig \(did you mean 'num_generations'\?\)"):
-        grpo_config(recipe(num_generation=4), tmp_path, [1.0])
+def test_unknown_trainer_key_is_one_line():
+    with pytest.raises(UserError, match=r"^grpo-test.yaml: trainer.num_generation: not an argument of trl.GRPOConfig "
+                                        r"\(did you mean 'num_generations'\?\)$"):
+        recipe(num_generation=4)
 
 
-def test_bad_choice_fails_before_training(tmp_path):
+def test_bad_choice_fails_before_training():
     # TRL itself only notices an unknown loss_type inside the first loss computation
     with pytest.raises(UserError, match=r"trainer.loss_type: expected one of grpo, dr_grpo, dapo.*got 'foo'"):
-        grpo_config(recipe(loss_type="foo"), tmp_path, [1.0])
+        recipe(loss_type="foo")
 
 
 def test_cpu_defaults(tmp_path):

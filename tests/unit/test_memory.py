@@ -131,7 +131,9 @@ def test_gpu_only_levers_fail_on_cpu_naming_the_key():
 def mathtune(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "mathtune", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=300, env={"PATH": "/usr/bin:/bin", "MATHTUNE_HOME": str(cwd / "home"),
-                                            "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"})
+                                            "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+                                            # this checkout's code, whatever the venv's editable install points at
+                                            "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")})
 
 
 def test_dry_run_of_the_magpie_recipe_offline(tmp_path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from pathlib import Path
 
@@ -30,17 +29,6 @@ def header(path: Path) -> list[str]:
     return lines
 
 
-def trainer_fields(command: str) -> set[str] | None:
-    """The argument names of the TRL config a recipe's `trainer:` block is passed to (None: not checked here)."""
-    if command in ("run", "train", "verifier"):  # the verifier's trainer block goes through sft_config too
-        from trl import SFTConfig as config
-    elif command == "grpo":
-        from trl import GRPOConfig as config
-    else:
-        return None
-    return {f.name for f in dataclasses.fields(config)}
-
-
 def test_there_are_shipped_recipes():
     assert len(SHIPPED) >= 7 and {"default", "tiny/sft_gsm8k", "sft/tinyllama_mix_cot"} <= set(shipped_recipes())
 
@@ -59,17 +47,20 @@ def test_recipe_opens_with_its_command(path):
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=IDS)
-def test_trainer_keys_are_known_to_trl(path):
-    commands = [line for line in header(path) if COMMAND_RE.match(line)]
-    # the line that names this recipe says which command runs it (others may prepare its inputs)
-    line = next((c for c in commands if path.stem in c), commands[0])
-    command = re.search(r"mathtune (\w+)", line).group(1)
-    known = trainer_fields(command)
-    if known is None:
-        pytest.skip(f"`mathtune {command}` passes trainer keys to its own config")
-    trainer = yaml.safe_load(path.read_text()).get("trainer") or {}
-    unknown = sorted(set(trainer) - known)
-    assert not unknown, f"{path}: trainer keys not in the TRL config of `mathtune {command}`: {unknown}"
+def test_recipe_declares_its_kind_and_loads_as_it(path):
+    # the kind picks the schema, and with it the TRL config the trainer block is checked against at load
+    kind = yaml.safe_load(path.read_text()).get("kind")
+    assert kind in {"sft", "grpo", "verifier"}, f"{path}: no `kind:` (sft, grpo or verifier)"
+    assert load_recipe(str(path), kind=kind).kind == kind
+    other = "grpo" if kind != "grpo" else "sft"
+    with pytest.raises(UserError, match=f"kind: this is a '{kind}' recipe; this command runs '{other}' recipes"):
+        load_recipe(str(path), kind=other)
+
+
+def test_run_folder_saves_only_its_stage_blocks():
+    sft = load_recipe(None).model_dump()
+    assert sft["kind"] == "sft" and "grpo" not in sft and "verifier" not in sft
+    assert "grpo" in load_recipe("tiny/grpo_default").model_dump()
 
 
 @pytest.mark.parametrize("path", [p for p in SHIPPED if p.is_relative_to(PACKAGED)], ids=lambda p: p.stem)

@@ -33,7 +33,7 @@ class FakeRunner:
         (out / "metrics.json").write_text(json.dumps({"results": {
             "baseline": {"accuracy": 0.1},
             "tuned": {"accuracy": acc, "accuracy_low": acc - 0.05, "accuracy_high": acc + 0.05, "truncation_rate": 0.0},
-        }, "seconds": {"train": 12.5}}))
+        }, "train_loss": 1.625, "seconds": {"train": 12.5}}))
         (out / "train_log.json").write_text(json.dumps({"log_history": [{"loss": 2.0}, {"loss": 1.25}]}))
         return 0
 
@@ -56,14 +56,14 @@ def test_parse_grid_and_points(tmp_path):
 def test_sweep_runs_each_point_once_and_resumes(tmp_path):
     grid = parse_grid(GRID)
     runner = FakeRunner(fail={"02-r=16-learning_rate=1e-4"})
-    metrics = ["accuracy", "baseline.accuracy", "train_loss", "train_seconds"]
+    metrics = ["accuracy", "baseline.accuracy", "train_loss", "final_loss", "train_seconds"]
     table, status = run_sweep("r.yaml", ["trainer.max_steps=3"], grid, tmp_path, metrics, runner)
     assert len(runner.calls) == 4
     first = runner.calls[0]
     assert first[1:4] == ["-m", "mathtune", "run"] and first[4] == "r.yaml"
     assert first[first.index("--set") + 1] == "trainer.max_steps=3" and "--resume" not in first
     assert status["02-r=16-learning_rate=1e-4"].startswith("failed (exit 1")
-    assert "| 01-r=8-learning_rate=2e-4 | 8 | 2e-4 | done | 10.0% [5.0%, 15.0%] | 10.0% | 1.25 | 12.5 |" in table
+    assert "| 01-r=8-learning_rate=2e-4 | 8 | 2e-4 | done | 10.0% [5.0%, 15.0%] | 10.0% | 1.625 | 1.25 | 12.5 |" in table
     # rerun: finished points are skipped, the killed one continues with --resume
     runner2 = FakeRunner()
     table, status = run_sweep("r.yaml", ["trainer.max_steps=3"], grid, tmp_path, metrics, runner2)
@@ -72,7 +72,7 @@ def test_sweep_runs_each_point_once_and_resumes(tmp_path):
     assert set(status.values()) == {"done", "done (kept)"}
     rows = list(csv.DictReader((tmp_path / "sweep.csv").open()))
     assert [float(r["accuracy"]) for r in rows] == pytest.approx([0.09, 0.1, 0.17, 0.18])
-    assert rows[0]["train_loss"] == "1.25" and rows[0]["train_seconds"] == "12.5"
+    assert rows[0]["train_loss"] == "1.625" and rows[0]["final_loss"] == "1.25" and rows[0]["train_seconds"] == "12.5"
     assert (tmp_path / "sweep.md").read_text().count("\n") == 6 and (tmp_path / "sweep.png").stat().st_size > 1000
     assert json.loads((tmp_path / "sweep.json").read_text())["grid"][0] == ["lora.r", ["8", "16"]]
 
@@ -86,7 +86,9 @@ def test_metric_lookup(tmp_path):
 def mathtune(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "mathtune", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=300, env={"PATH": "/usr/bin:/bin", "MATHTUNE_HOME": str(cwd / "home"),
-                                            "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"})
+                                            "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+                                            # this checkout's code, whatever the venv's editable install points at
+                                            "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")})
 
 
 def test_cli_errors_before_any_job(tmp_path):

@@ -146,7 +146,7 @@ def recipe_file(tmp_path, verifier: dict) -> str:
 ])
 def test_bad_verifier_block_is_one_line(tmp_path, verifier, message):
     with pytest.raises(UserError) as err:
-        load_recipe(recipe_file(tmp_path, verifier))
+        load_recipe(recipe_file(tmp_path, verifier), kind="verifier")  # as `mathtune verifier` reads it
     assert message in str(err.value) and "\n" not in str(err.value)
 
 

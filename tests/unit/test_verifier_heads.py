@@ -11,7 +11,8 @@ import torch
 from typer.testing import CliRunner
 
 from mathtune.cli import app
-from mathtune.config import Recipe, dump_recipe
+from mathtune.config import dump_recipe
+from mathtune.verifier.config import VerifierRecipe as Recipe  # the schema of `mathtune verifier`
 from mathtune.errors import UserError
 from mathtune.models import load_tokenizer
 from mathtune.verifier.heads import Verifier, answer_token_ids, load_base, verifier_text

@@ -54,6 +54,8 @@ class GradeResult:
 
 def grade_detailed(completion: str, gold: str | float, bench: str = "auto", timeout: float = 5.0) -> GradeResult:
     """Grade `completion` against a raw or bare `gold`, with the extracted answer and the reason."""
+    if not isinstance(completion, str):  # e.g. None from a failed generation: say which argument, not deep inside
+        raise TypeError(f"grade: completion must be the model's text (a str), got {type(completion).__name__}")
     extraction = extract_answer(completion)
     parsed = parse_gold(gold, bench)
     if parsed is None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from mathtune.cli.common import DebugOpt, OutputOpt, ResumeOpt, SetOpt, guarded, load_run, mathtune_home
+from mathtune.cli.common import (
+    DebugOpt, OutputOpt, ResumeOpt, SetOpt, guarded, load_run, mathtune_home, open_run_dir,
+)
 from mathtune.errors import UserError
 
 
@@ -25,7 +26,7 @@ def run(
     def body():
         from mathtune.pipeline import run_pipeline
 
-        cfg, run_dir = load_run(recipe, set_, output, resume)
+        cfg, run_dir = load_run(recipe, set_, output, resume, kind="sft")
         typer.echo(f"run folder: {run_dir}")
         metrics = run_pipeline(cfg, run_dir, mathtune_home(), resume=resume)
         for name, summary in metrics["results"].items():
@@ -52,25 +53,23 @@ def train(
         import torch
 
         from mathtune.config import load_recipe
-        from mathtune.models import load_tokenizer, resolve_recipe_model
-        from mathtune.pipeline import load_splits, train_stage
+        from mathtune.pipeline import run_train
         from mathtune.train.sft import check_device_levers
 
         if dry_run or gpu_mem is not None:  # the plan alone (plan/plan.py); --gpu-mem implies --dry-run
             from mathtune.plan.plan import build_plan, format_plan, parse_size
 
             size = parse_size(gpu_mem) if gpu_mem is not None else None
-            plan = build_plan(load_recipe(recipe, set_), recipe, mathtune_home(), size, torch.cuda.is_available())
+            plan = build_plan(load_recipe(recipe, set_, "sft"), recipe, mathtune_home(), size, torch.cuda.is_available())
             typer.echo(format_plan(plan))
             return
-        if not resume:  # a GPU-only lever on a CPU fails before any run folder is made
-            check_device_levers(load_recipe(recipe, set_), torch.cuda.is_available())
-        cfg, run_dir = load_run(recipe, set_, output, resume)
-        if cfg.data.train is None:
-            raise UserError(f"{recipe}: data.train: missing (training needs a training source)")
-        model_path = resolve_recipe_model(cfg, mathtune_home())
-        tokenizer = load_tokenizer(model_path)
-        adapter = train_stage(cfg, model_path, tokenizer, load_splits(cfg, tokenizer), run_dir, resume)
+        if not resume:  # a GPU-only lever on a CPU, or no training source, fails before any run folder is made
+            cfg = load_recipe(recipe, set_, "sft")
+            check_device_levers(cfg, torch.cuda.is_available())
+            if cfg.data.train is None:
+                raise UserError(f"{recipe}: data.train: missing (training needs a training source)")
+        cfg, run_dir = load_run(recipe, set_, output, resume, kind="sft")
+        adapter = run_train(cfg, run_dir, mathtune_home(), resume)
         typer.echo(f"adapter: {adapter}")
 
     body(debug=debug)
@@ -82,15 +81,18 @@ def eval_(
     bench: str = typer.Option(..., "--bench", "--data", help="gsm8k, math, ..., a reasoning-gym task, or a .jsonl file"),
     path: Optional[str] = typer.Option(None, "--path", help="Local copy of a hub benchmark (same schema)"),
     limit: Optional[int] = typer.Option(None, "--limit", help="Evaluate the first K problems"),
-    samples: int = typer.Option(1, "--samples"),
-    temperature: float = typer.Option(0.0, "--temperature"),
-    top_p: float = typer.Option(1.0, "--top-p"),
-    seed: int = typer.Option(0, "--seed"),
-    max_new_tokens: int = typer.Option(1024, "--max-new-tokens"),
-    batch_size: int = typer.Option(64, "--batch-size"),
-    fewshot: int = typer.Option(0, "--fewshot", help="K worked examples before each question (gsm8k: Wei et al. 8-shot CoT)"),
+    # Shortcuts for keys of the recipe's `eval:` block; unset ones keep the schema's default (config.EvalConfig), and
+    # every key, present or future, is reachable with --set eval.KEY=VALUE (also format.*).
+    samples: Optional[int] = typer.Option(None, "--samples", help="= --set eval.samples=N"),
+    temperature: Optional[float] = typer.Option(None, "--temperature", help="= --set eval.temperature=T"),
+    top_p: Optional[float] = typer.Option(None, "--top-p", help="= --set eval.top_p=P"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="= --set eval.seed=S"),
+    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", help="= --set eval.max_new_tokens=N"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="= --set eval.batch_size=N"),
+    fewshot: Optional[int] = typer.Option(None, "--fewshot", help="K worked examples before each question (gsm8k: Wei et al. 8-shot CoT)"),
     fewshot_set: Optional[str] = typer.Option(None, "--fewshot-set", help="Named exemplar set: gsm8k-cot, gsm8k-lm-eval"),
-    template: str = typer.Option("chat", "--template", help="chat or instruction"),
+    template: Optional[str] = typer.Option(None, "--template", help="chat or instruction (= --set format.template=...)"),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="Any eval or format key: --set eval.max_new_tokens=256"),
     verifier: Optional[Path] = typer.Option(None, "--verifier", help="Verifier run: rerank the samples (best-of-N, weighted vote)"),
     sweep: Optional[str] = typer.Option(None, "--sweep", help="num_steps=1,2,4,8: evaluate a recurrent-depth model at each iteration count"),
     output: Optional[Path] = OutputOpt,
@@ -105,16 +107,16 @@ def eval_(
         from mathtune.eval.report import write_eval_report
         from mathtune.eval.runner import evaluate
         from mathtune.models import load_adapter, load_model, load_tokenizer, resolve_model
-        from mathtune.pipeline import load_splits
-        from mathtune.runs import default_run_dir, prepare_run_dir, write_run_info
-        from mathtune.config import dump_recipe
+        from mathtune.data.load import load_splits
+        from mathtune.runs import default_run_dir, record_stage
 
-        cfg = bench_recipe(
-            bench, model=model, path=path, limit=limit, samples=samples, temperature=temperature, top_p=top_p,
-            seed=seed, max_new_tokens=max_new_tokens, batch_size=batch_size, template=template,
-            fewshot=fewshot, fewshot_set=fewshot_set,
-        )
-        if fewshot:
+        shortcuts = {"samples": samples, "temperature": temperature, "top_p": top_p, "seed": seed,
+                     "max_new_tokens": max_new_tokens, "batch_size": batch_size, "fewshot": fewshot,
+                     "fewshot_set": fewshot_set}
+        sets = [f"eval.{k}={v}" for k, v in shortcuts.items() if v is not None]
+        sets += [f"format.template={template}"] if template is not None else []
+        cfg = bench_recipe(bench, model=model, path=path, limit=limit, overrides=sets + list(set_ or []))
+        if cfg.eval.fewshot:
             from mathtune.eval.runner import prompt_builder
 
             prompt_builder(cfg.format, cfg.eval, None)  # an unknown set or too large a K fails before model work
@@ -126,9 +128,9 @@ def eval_(
         if verifier is not None:
             from mathtune.cli.verifier import check_verifier_base
 
-            check_verifier_base(verifier, model, samples, temperature)
-        run_dir = prepare_run_dir(output or default_run_dir(Path("runs"), f"eval-{cfg.name}"), resume)
-        write_run_info(run_dir, dump_recipe(cfg), seed, " ".join(["mathtune", *sys.argv[1:]]))
+            check_verifier_base(verifier, model, cfg.eval.samples, cfg.eval.temperature)
+        run_dir = open_run_dir(output or default_run_dir(Path("runs"), f"eval-{cfg.name}"), resume, cfg, cfg.eval.seed)
+        record_stage(run_dir, "eval", cfg)
         model_path = resolve_model(model, mathtune_home())
         tokenizer = load_tokenizer(model_path)
         rows = load_splits(cfg).eval
@@ -155,6 +157,7 @@ def eval_(
             del lm  # the verifier loads its own model
             rerank(verifier, run_dir)
         typer.echo(f"report: {run_dir / 'report.md'}")
+
 
     body(debug=debug)
 

@@ -61,6 +61,7 @@ def data(
     recipe: str = typer.Argument(..., help="Recipe YAML or shipped recipe name (e.g. tiny/sft_magpie_curated)"),
     set_: Optional[List[str]] = SetOpt,
     write: Optional[Path] = typer.Option(None, "--write", help="Write the curated rows to a .jsonl or .parquet file"),
+    force: bool = typer.Option(False, "--force", help="Replace the --write file if it exists"),
     tokenizer: Optional[str] = typer.Option(
         None, "--tokenizer", help="Tokenizer folder/id for token counts (default: the recipe's model); 'approx': none"
     ),
@@ -72,10 +73,13 @@ def data(
     def body():
         from mathtune.config import load_recipe
         from mathtune.data.curation import format_stats
-        from mathtune.pipeline import load_splits
+        from mathtune.data.load import load_splits
 
         if write is not None and write.suffix not in WRITE_SUFFIXES:
             raise UserError(f"--write {write}: expected a .jsonl or .parquet file name")
+        if write is not None and write.exists() and not (force and write.is_file()):
+            what = "is a folder" if write.is_dir() else "file exists; pass --force to replace it"
+            raise UserError(f"--write {write}: {what}")
         cfg = load_recipe(recipe, set_ or [])
         if cfg.data.train is None:
             raise UserError(f"{recipe}: data.train: missing (nothing to curate)")

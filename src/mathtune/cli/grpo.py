@@ -29,7 +29,7 @@ def grpo(
         name = recipe
         if name is None and not resume:
             name = str(resources.files("mathtune").joinpath(DEFAULT_GRPO_RECIPE))
-        cfg, run_dir = load_run(name, set_, output, resume)
+        cfg, run_dir = load_run(name, set_, output, resume, kind="grpo")
         typer.echo(f"run folder: {run_dir}")
         metrics = run_grpo(cfg, run_dir, mathtune_home(), resume=resume)
         for step, summary in metrics["evals"].items():

@@ -15,7 +15,7 @@ def sweep(
     recipe: Optional[str] = typer.Argument(None, help="Recipe YAML (default: the embedded default recipe)"),
     grid: List[str] = typer.Option(..., "--grid", help="key=v1,v2,... (repeatable; the grid is their product)"),
     metric: Optional[List[str]] = typer.Option(None, "--metric", help="accuracy (default), baseline.accuracy, "
-                                               "tuned.truncation_rate, train_loss, train_seconds, ... (repeatable)"),
+                                               "tuned.truncation_rate, train_loss, final_loss, train_seconds, ... (repeatable)"),
     set_: Optional[List[str]] = SetOpt,
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Sweep folder; rerun with it to resume"),
     debug: bool = DebugOpt,

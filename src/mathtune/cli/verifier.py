@@ -36,11 +36,12 @@ def data_cmd(recipe: Optional[str] = RecipeArg, set_: Optional[List[str]] = SetO
 
     @guarded
     def body():
-        from mathtune.runs import read_json
+        from mathtune.runs import read_json, record_stage
         from mathtune.verifier.sampling import BALANCE_FILE, build_data, format_balance
 
-        cfg, run_dir = load_run(_recipe(recipe, resume), set_, output, resume)
+        cfg, run_dir = load_run(_recipe(recipe, resume), set_, output, resume, kind="verifier")
         typer.echo(f"run folder: {run_dir}")
+        record_stage(run_dir, "verifier-data", cfg)
         build_data(cfg, run_dir, mathtune_home())
         typer.echo(format_balance(read_json(run_dir / BALANCE_FILE)))
 
@@ -57,16 +58,18 @@ def train_cmd(recipe: Optional[str] = RecipeArg,
     @guarded
     def body():
         from mathtune.models import resolve_model
-        from mathtune.runs import read_json
+        from mathtune.runs import read_json, record_stage
         from mathtune.verifier.sampling import BALANCE_FILE, build_data, copy_data, format_balance
         from mathtune.verifier.train import train_verifier
 
-        cfg, run_dir = load_run(_recipe(recipe, resume), set_, output, resume)
+        cfg, run_dir = load_run(_recipe(recipe, resume), set_, output, resume, kind="verifier")
         typer.echo(f"run folder: {run_dir}")
         if data is not None:
             copy_data(data, run_dir)
+        record_stage(run_dir, "verifier-data", cfg)
         train_rows, _ = build_data(cfg, run_dir, mathtune_home())
         typer.echo(format_balance(read_json(run_dir / BALANCE_FILE)))
+        record_stage(run_dir, "verifier-train", cfg)
         adapter = train_verifier(cfg, resolve_model(cfg.model, mathtune_home()), train_rows, run_dir, resume)
         typer.echo(f"verifier adapter: {adapter}")
 

@@ -30,30 +30,32 @@ def bench_spec(bench: str, path: str | None, limit: int | None, seed: int) -> di
         if not Path(bench).is_file():
             raise UserError(f"--bench {bench}: file not found")
         return {"source": "file", "path": bench}
-    import reasoning_gym  # noqa: F401  (a task name is checked by the source's own validation)
+    from mathtune.data.sources.reasoning_gym import _tasks
 
+    if bench not in _tasks():  # neither a named benchmark, a file, nor a task: name all three kinds, closest first
+        import difflib
+
+        close = difflib.get_close_matches(bench, [*BENCHES, *_tasks()], n=3, cutoff=0.6)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise UserError(f"--bench {bench}: not a named benchmark ({', '.join(BENCHES)}), a "
+                        f"{'/'.join(FILE_SUFFIXES)} file or a reasoning-gym task.{hint}")
     return {"source": "reasoning_gym", "task": bench, "size": limit or DEFAULT_TASK_SIZE, "seed": TASK_SEED_OFFSET + seed}
 
 
-def bench_recipe(bench: str, *, model: str, path: str | None, limit: int | None, samples: int, temperature: float,
-                 top_p: float, seed: int, max_new_tokens: int, batch_size: int, template: str, fewshot: int = 0,
-                 fewshot_set: str | None = None) -> Recipe:
-    """A validated evaluation-only recipe for `mathtune eval`."""
+def bench_recipe(bench: str, *, model: str, path: str | None, limit: int | None, overrides: list[str]) -> Recipe:
+    """A validated evaluation-only recipe for `mathtune eval`: the `eval:` block is the schema's defaults with
+    `overrides` (`eval.KEY=VALUE`, `format.KEY=VALUE`, as --set) applied, so every EvalConfig key is settable."""
     from pydantic import ValidationError
 
-    from mathtune.config import Recipe
+    from mathtune.config import Recipe, apply_overrides
     from mathtune.schema import describe_error
 
-    raw = {
-        "name": Path(bench).stem if bench.endswith(FILE_SUFFIXES) else bench,
-        "model": model,
-        "baseline": False,
-        "data": {"eval": bench_spec(bench, path, limit, seed)},
-        "format": {"template": template},
-        "eval": {"limit": limit, "samples": samples, "temperature": temperature, "top_p": top_p, "seed": seed,
-                 "max_new_tokens": max_new_tokens, "batch_size": batch_size, "fewshot": fewshot,
-                 "fewshot_set": fewshot_set or (DEFAULT_SET.get(bench) if fewshot else None)},
-    }
+    raw = apply_overrides({"name": Path(bench).stem if bench.endswith(FILE_SUFFIXES) else bench, "model": model,
+                           "baseline": False, "eval": {"limit": limit}}, overrides)
+    seed = raw["eval"].get("seed", Recipe.model_fields["eval"].default.seed)
+    raw["data"] = {"eval": bench_spec(bench, path, limit, seed if isinstance(seed, int) else 0)}
+    if raw["eval"].get("fewshot") and not raw["eval"].get("fewshot_set") and bench in DEFAULT_SET:
+        raw["eval"]["fewshot_set"] = DEFAULT_SET[bench]  # `--fewshot 8` on gsm8k: Wei et al.'s exemplars
     try:
         return Recipe.model_validate(raw)
     except ValidationError as exc:

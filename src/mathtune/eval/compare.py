@@ -20,10 +20,9 @@ from statistics import fmean
 from typing import Any, Sequence
 
 from mathtune.errors import UserError
-from mathtune.eval.metrics import accuracy_ci, mcnemar, paired_bootstrap
+from mathtune.eval.metrics import accuracy_ci, completion_rates, mcnemar, paired_bootstrap
+from mathtune.runs import SAMPLES_FILE, SUMMARY_FILE, read_samples  # noqa: F401  (names of the run folder)
 
-SAMPLES_FILE = "samples.jsonl"  # the names eval/runner.py writes (not imported: that pulls in the grader)
-SUMMARY_FILE = "summary.json"
 REQUIRED_FIELDS = ("index", "sample", "question", "gold", "extracted", "correct", "completion", "num_tokens")
 STAGE_ORDER = ("baseline", "tuned")  # stages of a `mathtune run` folder, reference first
 BOOTSTRAP_RESAMPLES = 10000
@@ -61,31 +60,15 @@ def problem_key(question: str) -> str:
 
 
 def read_records(path: Path) -> list[dict]:
-    """Every record of a samples.jsonl; a line that is not a JSON record with the fields compare needs is an error."""
-    try:
-        lines = path.read_text().splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: cannot read ({exc.__class__.__name__}: {exc})") from None
-    out = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except ValueError as exc:
-            hint = " (a torn last line: the evaluation was killed; finish it with --resume)" if n == len(lines) else ""
-            raise UserError(f"{path}:{n}: not valid JSON ({exc.__class__.__name__}: {exc.args[0]}){hint}") from None
-        if not isinstance(rec, dict):
-            raise UserError(f"{path}:{n}: expected a JSON object, got {type(rec).__name__}")
-        missing = [k for k in REQUIRED_FIELDS if k not in rec]
-        if missing:
-            raise UserError(f"{path}:{n}: missing field '{missing[0]}' (not a mathtune samples.jsonl?)")
+    """Every record of a samples.jsonl (runs.read_samples: a torn last line from a kill is dropped), each with the
+    fields compare needs, of the types it needs; anything else is a one-line error naming the file and line."""
+    out = read_samples(path, required=REQUIRED_FIELDS)
+    for n, rec in enumerate(out, 1):
         bad = next((k for k in ("index", "sample", "num_tokens") if type(rec[k]) is not int), None)
         if bad:
-            raise UserError(f"{path}:{n}: field '{bad}' should be an integer, got {rec[bad]!r}")
+            raise UserError(f"{path}: record {n}: field '{bad}' should be an integer, got {rec[bad]!r}")
         if rec["correct"] not in (True, False, None):
-            raise UserError(f"{path}:{n}: field 'correct' should be true, false or null, got {rec['correct']!r}")
-        out.append(rec)
+            raise UserError(f"{path}: record {n}: field 'correct' should be true, false or null, got {rec['correct']!r}")
     if not out:
         raise UserError(f"{path}: no samples in the file")
     return out
@@ -193,10 +176,8 @@ def run_stats(ev: Evaluation, keys: Sequence[str]) -> dict:
     if graded:
         ci = accuracy_ci(graded)
         out.update(accuracy=ci.value, accuracy_low=ci.low, accuracy_high=ci.high)
+    out.update(completion_rates(recs))  # the summary's own definitions (eval/metrics.py)
     out.update(
-        no_answer_rate=_share(r.get("reason") == "no_answer" for r in recs),
-        truncation_rate=_share(r.get("truncated") for r in recs),
-        mean_tokens=_mean(r["num_tokens"] for r in recs),
         doubt_per_1k_tokens=_mean(d.get("doubt_per_1k_tokens") for d in diags),
         repeated_3gram_ratio=_mean(d.get("repeated_3gram_ratio") for d in diags),
         flip_rate=_share((d.get("answer_flips") or 0) >= 1 for d in diags),
@@ -364,6 +345,10 @@ def render_markdown(data: dict, plots: Sequence[str]) -> str:
         out += _examples_md(c, c["b"], c["a"], "b_only_examples", c.get("b_only", 0))
         out += _examples_md(c, c["a"], c["b"], "a_only_examples", c.get("a_only", 0))
     return "\n".join(out).rstrip() + "\n"
+
+
+# everything write_comparison puts in its folder (`mathtune compare -o DIR` refuses a folder holding any without --force)
+OUTPUT_NAMES = ("compare.md", "compare.json", "compare_accuracy.png", "compare_lengths.png", "compare_diagnostics.png")
 
 
 def write_comparison(comp: Comparison, out_dir: Path) -> dict[str, Path]:

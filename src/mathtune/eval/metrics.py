@@ -96,13 +96,32 @@ def normalise_answer(answer: str) -> str:
     return re.sub(r"\s+", "", answer).strip("$").rstrip(".")
 
 
+def answered(answer: str | None) -> bool:
+    """Whether an extracted answer takes part in a vote: nothing found (None) or an empty one never does. The one
+    rule for maj@k here, majority vote and the verifier's weighted vote (verifier/select.py)."""
+    return answer is not None and answer.strip() != ""
+
+
+def completion_rates(records: Sequence[dict]) -> dict[str, float | None]:
+    """No-answer rate, truncation rate and mean tokens, each over every completion (all samples of every problem):
+    the one definition the summary, `compare`, the plots and the GRPO report read. None when there are no records."""
+    if not records:
+        return {"no_answer_rate": None, "truncation_rate": None, "mean_tokens": None}
+    n = len(records)
+    return {
+        "no_answer_rate": sum(r.get("reason") == "no_answer" for r in records) / n,
+        "truncation_rate": sum(bool(r.get("truncated")) for r in records) / n,
+        "mean_tokens": sum(r["num_tokens"] for r in records) / n,
+    }
+
+
 def _majority_index(answers: Sequence[str | None], equiv: Callable[[str, str], bool] | None) -> int | None:
     """Index of the first answer of the largest group; ties go to the group seen first."""
     reps: list[int] = []  # index of each group's first member
     counts: list[int] = []
     by_key: dict[str, int] = {}  # normalised answer -> group; exact matches never need an equiv call
     for i, ans in enumerate(answers):
-        if ans is None:
+        if not answered(ans):
             continue
         key = normalise_answer(ans)
         group = by_key.get(key)
@@ -122,8 +141,13 @@ def _majority_index(answers: Sequence[str | None], equiv: Callable[[str, str], b
     return reps[best]
 
 
+def majority_index(answers: Sequence[str | None], equiv: Callable[[str, str], bool] | None = None) -> int | None:
+    """Index of the first member of the most common answer group (the vote of maj@k); None when none answered."""
+    return _majority_index(answers, equiv)
+
+
 def majority_vote(answers: Sequence[str | None], equiv: Callable[[str, str], bool] | None = None) -> str | None:
-    """Most common answer (first-seen wins ties; None ignored); pass `equiv=is_equiv` to group by the grader."""
+    """Most common answer (first-seen wins ties; unanswered ignored); pass `equiv=is_equiv` to group by the grader."""
     i = _majority_index(answers, equiv)
     return None if i is None else answers[i]
 

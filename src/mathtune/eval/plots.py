@@ -45,15 +45,10 @@ def _pyplot():
 
 def _save(fig, path: Path) -> None:
     """Save `fig` as PNG through a temporary file in the same folder and a rename, then free it."""
-    from mathtune.runs import atomic_path
+    from mathtune.runs import save_png
 
-    plt = _pyplot()
-    try:
-        with atomic_path(path, suffix=".png") as tmp:
-            fig.tight_layout()
-            fig.savefig(tmp, format="png", dpi=110)
-    finally:
-        plt.close(fig)
+    fig.tight_layout()
+    save_png(fig, path)
 
 
 def _colors(n: int) -> list:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from mathtune.config import Recipe
 from mathtune.eval.plots import diagnostic_rates, plot_accuracy, plot_diagnostics, plot_lengths, plot_loss
-from mathtune.runs import atomic_write_text, read_json
+from mathtune.runs import atomic_write_text, read_json, read_samples
 
 ROWS = [  # (label, key in summary, format)
     ("accuracy", "accuracy", "pct"),
@@ -57,8 +57,7 @@ def results_table(results: dict[str, dict]) -> str:
 
 def _verdicts(path: Path) -> dict[int, bool]:
     out = {}
-    for line in path.read_text().splitlines():
-        rec = json.loads(line)
+    for rec in read_samples(path):
         if rec["sample"] == 0 and rec["correct"] is not None:
             out[rec["index"]] = rec["correct"]
     return out
@@ -83,13 +82,7 @@ def paired_section(run_dir: Path, a: str, b: str) -> str:
 
 def _lengths(path: Path) -> list[int]:
     """Token counts of every completion in a samples.jsonl (a torn last line is skipped, as the runner does)."""
-    out = []
-    for line in path.read_text().splitlines() if path.is_file() else []:
-        try:
-            out.append(json.loads(line)["num_tokens"])
-        except (ValueError, KeyError):
-            continue
-    return out
+    return [rec["num_tokens"] for rec in read_samples(path) if "num_tokens" in rec]
 
 
 def stage_plots(run_dir: Path, folders: dict[str, str], results: dict[str, dict], cap: int | None) -> list[str]:
@@ -115,7 +108,7 @@ def examples_section(run_dir: Path, name: str, k: int = 3) -> str:
     path = run_dir / name / "samples.jsonl"
     if not path.is_file():
         return ""
-    recs = [json.loads(line) for line in path.read_text().splitlines()][:k]
+    recs = read_samples(path)[:k]
     parts = []
     for r in recs:
         verdict = {True: "correct", False: "wrong", None: "ungradable"}[r["correct"]]

@@ -10,11 +10,9 @@ from mathtune.answers import grade_detailed
 from mathtune.config import EvalConfig, FormatConfig
 from mathtune.data.formats import build_prompt
 from mathtune.eval.diagnostics import aggregate, diagnose
-from mathtune.eval.metrics import accuracy_ci, maj_at_k, mean_pass_at_k
-from mathtune.runs import atomic_write_json, atomic_write_text
+from mathtune.eval.metrics import accuracy_ci, completion_rates, maj_at_k, mean_pass_at_k
+from mathtune.runs import SAMPLES_FILE, SUMMARY_FILE, atomic_write_json, atomic_write_text, read_samples  # noqa: F401
 
-SAMPLES_FILE = "samples.jsonl"
-SUMMARY_FILE = "summary.json"
 ZERO_SHOT_STOP = ["Question:", "Q:"]  # a model that starts a new question has finished answering this one
 FINAL_LINE = r"####[^\n]*\d[^\n]*\n"  # a completed `#### N` line: stop there (stop_after_answer)
 
@@ -50,19 +48,6 @@ def generation_config(cfg: EvalConfig, fmt: FormatConfig | None = None):
         stop=list(ZERO_SHOT_STOP if stop is None else stop),
         stop_regex=[FINAL_LINE] if cfg.stop_after_answer and hash_marker else [],
     )
-
-
-def read_samples(path: Path) -> list[dict]:
-    """Records already written (a torn last line from a kill is dropped, so that sample is redone)."""
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            break
-    return out
 
 
 def score(index: int, sample: int, row: dict, prompt: str, completion, bench: str) -> dict:
@@ -135,9 +120,7 @@ def summarize(records: list[dict], samples: int) -> dict[str, Any]:
     if graded:
         ci = accuracy_ci(graded)
         out.update(accuracy=ci.value, accuracy_low=ci.low, accuracy_high=ci.high)
-    out["no_answer_rate"] = _share(r["reason"] == "no_answer" for r in first)
-    out["truncation_rate"] = _share(r["truncated"] for r in records)
-    out["mean_tokens"] = _mean(r["num_tokens"] for r in records)
+    out.update(completion_rates(records))  # over every completion, as compare and the plots read them
     out["diagnostics"] = aggregate([r["diagnostics"] for r in records])
     if samples > 1:
         by_index: dict[int, list[dict]] = {}
@@ -154,12 +137,3 @@ def summarize(records: list[dict], samples: int) -> dict[str, Any]:
             k *= 2
     return out
 
-
-def _share(flags) -> float:
-    flags = list(flags)
-    return sum(bool(f) for f in flags) / len(flags) if flags else 0.0
-
-
-def _mean(values) -> float:
-    values = list(values)
-    return sum(values) / len(values) if values else 0.0

@@ -100,7 +100,7 @@ def schedule(args: dict[str, Any], train_rows: int | None, has_early_stopping: b
 
 def _data_rows(recipe: Recipe, tokenizer, plan: Plan) -> int | None:
     """Rows after curation, or None (the reason added to the plan) when the data cannot be loaded here."""
-    from mathtune.pipeline import load_splits
+    from mathtune.data.load import load_splits
 
     try:
         splits = load_splits(recipe, tokenizer)

@@ -19,7 +19,7 @@ from typing import Any
 
 from mathtune.config import EvalConfig, FormatConfig
 from mathtune.errors import UserError
-from mathtune.runs import atomic_write_json, atomic_write_text, read_json
+from mathtune.runs import atomic_write_json, atomic_write_text, read_json, save_png
 
 SWEEP_KEY = "num_steps"
 TIMING_FILE = "timing.json"
@@ -135,8 +135,7 @@ def plot(points: list[dict], path: Path) -> None:
         ax.set_xlabel("core iterations (num_steps)")
         ax.set_title(label)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_png(fig, path, dpi=100)
 
 
 def run_sweep(model: Any, tokenizer: Any, rows: list[dict], fmt: FormatConfig, cfg: EvalConfig, out_dir: Path,

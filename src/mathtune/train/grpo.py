@@ -6,43 +6,23 @@ train (periodic held-out evals, guard-rails) -> save adapter -> final eval -> me
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
 import importlib
 import importlib.util
 import json
 import logging
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from mathtune.config import Recipe
 from mathtune.errors import UserError
-from mathtune.runs import atomic_write_json
+from mathtune.runs import (
+    CHECKPOINTS_DIR, TRAIN_LOG, atomic_write_json, mean_train_loss, record_stage, save_adapter, stage_attempt,
+    stage_seconds,
+)
+from mathtune.train.grpo_config import GRPO_DEFAULTS, check_grpo_trainer
 
 log = logging.getLogger("mathtune")
-
-# mathtune's defaults for trl.GRPOConfig; anything in the recipe's `trainer:` block wins.
-GRPO_DEFAULTS: dict[str, Any] = {
-    "max_steps": 100,
-    "per_device_train_batch_size": 8,
-    "gradient_accumulation_steps": 1,
-    "num_generations": 4,
-    "max_completion_length": 256,
-    "learning_rate": 1e-5,
-    "lr_scheduler_type": "constant",
-    "beta": 0.0,  # no KL term, so no reference model to hold in memory (DAPO / Dr. GRPO practice)
-    "temperature": 1.0,
-    "logging_steps": 1,
-    "save_strategy": "steps",
-    "save_steps": 20,
-    "save_total_limit": 2,
-    "report_to": "none",
-    "dataloader_num_workers": 0,
-    "disable_tqdm": False,
-}
-
 
 def import_reward_modules(modules: list[str]) -> None:
     """Import user files (`path/to/file.py`) or modules so their `@REWARDS.register` decorators run."""
@@ -116,47 +96,14 @@ def to_grpo_rows(rows: list[dict], fmt, tokenizer) -> list[dict]:
     return out
 
 
-# Choice-valued GRPOConfig fields that TRL only checks mid-training (a typo would cost a whole first step).
-CHOICES = {
-    "loss_type": ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo"),
-    "scale_rewards": ("group", "batch", "none", True, False),
-    "importance_sampling_level": ("token", "sequence"),
-    "multi_objective_aggregation": ("sum_then_normalize", "normalize_then_sum"),
-}
-
-
-def _known_key(key: str, known: set[str]) -> None:
-    if key not in known:
-        close = difflib.get_close_matches(key, sorted(known), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise UserError(f"trainer.{key}: not an argument of trl.GRPOConfig{hint}")
-
-
 def trainer_args(recipe: Recipe, output_dir: Path, weights: list[float]) -> dict[str, Any]:
     """GRPOConfig's arguments: mathtune's defaults, the recipe's seed and `trainer:` block, checked (no torch, no GPU)."""
-    from trl import GRPOConfig
-
-    known = {f.name for f in dataclasses.fields(GRPOConfig)}
-    for key in recipe.trainer:
-        _known_key(key, known)
-    args: dict[str, Any] = {**GRPO_DEFAULTS, "seed": recipe.seed, "output_dir": str(output_dir), "reward_weights": weights}
-    args.update(recipe.trainer)
-    for key, choices in CHOICES.items():
-        if key in recipe.trainer and recipe.trainer[key] not in choices:
-            raise UserError(f"trainer.{key}: expected one of {', '.join(map(str, choices))}, got {recipe.trainer[key]!r}")
-    n = args["num_generations"]
-    if args.get("generation_batch_size") is not None:
-        batch, what = args["generation_batch_size"], "generation_batch_size"
-    else:
-        steps = args.get("steps_per_generation") or args["gradient_accumulation_steps"]
-        batch = args["per_device_train_batch_size"] * steps
-        what = "per_device_train_batch_size x steps_per_generation (or gradient_accumulation_steps)"
-    if not isinstance(n, int) or n < 2 or batch % n:
-        raise UserError(
-            f"trainer.num_generations: {n} must be >= 2 and divide the generation batch, {what} = {batch}: "
-            "each prompt's completions form one group in a batch"
-        )
-    return args
+    try:  # checked when the recipe loads (train/grpo_config.py); again here for recipes built in code
+        check_grpo_trainer(recipe.trainer)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    return {**GRPO_DEFAULTS, "seed": recipe.seed, "output_dir": str(output_dir), "reward_weights": weights,
+            **recipe.trainer}
 
 
 def grpo_config(recipe: Recipe, output_dir: Path, weights: list[float]):
@@ -199,7 +146,7 @@ def run_grpo(recipe: Recipe, run_dir: Path, home: Path, resume: bool = False) ->
     from trl import GRPOTrainer
 
     from mathtune.models import load_tokenizer, lora_config, resolve_recipe_model
-    from mathtune.pipeline import load_splits
+    from mathtune.data.load import load_splits
     from mathtune.train.grpo_callbacks import GuardRails, PeriodicEval, SignalMeter, evaluate_at
     from mathtune.train.grpo_report import write_grpo_report
     from mathtune.train.sft import last_complete_checkpoint
@@ -208,10 +155,10 @@ def run_grpo(recipe: Recipe, run_dir: Path, home: Path, resume: bool = False) ->
     if recipe.data.train is None:
         raise UserError("data.train: missing (GRPO needs training prompts)")
     funcs, weights = build_rewards(recipe)
-    args = grpo_config(recipe, run_dir / "checkpoints", weights)  # before loading anything: bad config fails fast
+    args = grpo_config(recipe, run_dir / CHECKPOINTS_DIR, weights)  # before loading anything: bad config fails fast
     model_path = resolve_recipe_model(recipe, home)
     tokenizer = load_tokenizer(model_path)
-    splits = load_splits(recipe)
+    splits = load_splits(recipe, tokenizer)  # `tokens` filters count with the model's own tokenizer
     check_gold(recipe, splits.train)
     log.info("data: %d training prompts, %d held-out rows", len(splits.train), len(splits.eval))
     train_ds = Dataset.from_list(to_grpo_rows(splits.train, recipe.format, tokenizer))
@@ -235,12 +182,13 @@ def run_grpo(recipe: Recipe, run_dir: Path, home: Path, resume: bool = False) ->
         peft_config=None if adapter_in else lora_config(recipe.lora),
         callbacks=[guard, PeriodicEval(recipe.grpo.eval_every, run_eval)],
     )
-    resume_from = last_complete_checkpoint(run_dir / "checkpoints") if resume else None
+    record_stage(run_dir, "grpo", recipe)  # before the step-0 evaluation: a resume must not change what it used
+    resume_from = last_complete_checkpoint(run_dir / CHECKPOINTS_DIR) if resume else None
     if resume_from is None:
         run_eval(trainer.model, 0)
-    start = time.time()
-    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-    train_seconds = time.time() - start
+    with stage_attempt(run_dir, "grpo", recipe, outputs=[CHECKPOINTS_DIR]):
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    train_seconds = stage_seconds(run_dir, "grpo")  # every attempt's, so a resumed run's time adds up
     adapter_dir = save_adapter(trainer.model, tokenizer, run_dir)
     run_eval(trainer.model, trainer.state.global_step)
     _read_back_evals(run_dir / "evals", evals)  # on resume, the evaluations of the interrupted run count too
@@ -257,23 +205,11 @@ def run_grpo(recipe: Recipe, run_dir: Path, home: Path, resume: bool = False) ->
         "evals": {str(k): v for k, v in sorted(evals.items())},
         "history": history,
     }
-    atomic_write_json(run_dir / "train_log.json", {"seconds": train_seconds, "log_history": trainer.state.log_history})
+    atomic_write_json(run_dir / TRAIN_LOG, {"seconds": train_seconds, "train_loss": mean_train_loss(
+        trainer.state.log_history), "log_history": trainer.state.log_history})
     atomic_write_json(run_dir / "metrics.json", metrics)
     write_grpo_report(run_dir, recipe, metrics, history, evals)
     return metrics
-
-
-def save_adapter(model, tokenizer, run_dir: Path) -> Path:
-    """Save the trained LoRA adapter to `run_dir/adapter` atomically (temporary folder, then rename)."""
-    import shutil
-
-    adapter_dir, tmp = run_dir / "adapter", run_dir / ".adapter-tmp"
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    if adapter_dir.exists():
-        shutil.rmtree(adapter_dir)
-    tmp.rename(adapter_dir)
-    return adapter_dir
 
 
 def _read_back_evals(folder: Path, evals: dict[int, dict]) -> None:

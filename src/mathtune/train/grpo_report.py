@@ -6,7 +6,7 @@ from pathlib import Path
 
 from mathtune.config import Recipe
 from mathtune.eval.report import paired_section
-from mathtune.runs import atomic_write_text
+from mathtune.runs import atomic_write_text, save_png
 
 
 def _mean(rows: list[dict], key: str, first: int, last: int) -> float | None:
@@ -48,8 +48,7 @@ def plot_grpo(history: list[dict], evals: dict[int, dict], reward_names: list[st
     right.grid(alpha=0.3)
     right.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_png(fig, path)
     return True
 
 

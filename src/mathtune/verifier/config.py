@@ -7,7 +7,9 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from mathtune.config import RECIPE_KINDS, Recipe
 from mathtune.schema import Strict
+from mathtune.train.sft_config import check_sft_trainer
 
 # The solution is judged as the model would read it; {answer} (the extracted or given final answer) is optional.
 DEFAULT_PROMPT = (
@@ -93,3 +95,13 @@ class VerifierConfig(Strict):
         if self.true_word == self.false_word or not self.true_word or not self.false_word:
             raise ValueError("verifier.true_word and verifier.false_word must be two different, non-empty words")
         return self
+
+
+@RECIPE_KINDS.register("verifier")
+class VerifierRecipe(Recipe):
+    """A verifier (`mathtune verifier data|train`): labelled solutions and a LoRA judge trained with trl.SFTConfig's
+    arguments (the `trainer:` block, checked against it)."""
+
+    kind: Literal["verifier"] = "verifier"
+    verifier: VerifierConfig = VerifierConfig()
+    trainer_check = staticmethod(check_sft_trainer)

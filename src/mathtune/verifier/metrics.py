@@ -87,6 +87,8 @@ def plot_reliability(bins: list[dict], path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from mathtune.runs import save_png
+
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     ax.plot([0, 1], [0, 1], "--", color="grey", label="perfectly calibrated")
     filled = [b for b in bins if b["n"]]
@@ -97,7 +99,4 @@ def plot_reliability(bins: list[dict], path: Path, title: str) -> None:
     ax.set(xlim=(0, 1), ylim=(0, 1.08), xlabel="verifier score P(correct)", ylabel="share correct", title=title)
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
+    save_png(fig, path)

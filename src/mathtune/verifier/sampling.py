@@ -50,7 +50,7 @@ def build_data(recipe: Recipe, run_dir: Path, home: Path) -> tuple[list[dict], l
     """Training and held-out labelled rows (read back when the run folder already has them)."""
     if (run_dir / TRAIN_FILE).is_file() and (run_dir / EVAL_FILE).is_file():
         return read_rows(run_dir / TRAIN_FILE), read_rows(run_dir / EVAL_FILE)
-    from mathtune.pipeline import load_splits
+    from mathtune.data.load import load_splits
 
     vcfg = recipe.verifier
     loaded: list = []

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Sequence
 
-from mathtune.eval.metrics import normalise_answer
+from mathtune.eval.metrics import answered, majority_index, normalise_answer
 
 METHODS = ("majority", "best_of_n", "weighted_vote", "pass")
 LABELS = {"majority": "majority vote", "best_of_n": "best-of-N (verifier)", "weighted_vote": "verifier-weighted vote",
@@ -24,7 +24,7 @@ def weighted_vote(answers: Sequence[str | None], weights: Sequence[float]) -> in
     totals: dict[str, float] = {}
     first: dict[str, int] = {}
     for i, (ans, w) in enumerate(zip(answers, weights)):
-        if ans is None or ans == "":
+        if not answered(ans):
             continue
         key = normalise_answer(ans)
         first.setdefault(key, i)
@@ -36,8 +36,8 @@ def weighted_vote(answers: Sequence[str | None], weights: Sequence[float]) -> in
 
 
 def majority(answers: Sequence[str | None]) -> int | None:
-    """Index of the first sample of the most common answer (ties: the answer seen first)."""
-    return weighted_vote(answers, [1.0] * len(answers))
+    """Index of the first sample of the most common answer (ties: the answer seen first): maj@k's vote."""
+    return majority_index(answers)
 
 
 def best_of_n(scores: Sequence[float]) -> int:
@@ -114,6 +114,8 @@ def plot_accuracy_vs_n(table: list[dict], path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from mathtune.runs import save_png
+
     fig, ax = plt.subplots(figsize=(5.5, 4))
     ns = [r["n"] for r in table]
     for method in METHODS:
@@ -124,7 +126,4 @@ def plot_accuracy_vs_n(table: list[dict], path: Path, title: str) -> None:
     ax.set(xlabel="N sampled solutions", ylabel="accuracy (%)", title=title)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
+    save_png(fig, path)

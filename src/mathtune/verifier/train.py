@@ -8,7 +8,6 @@ gradient checkpointing off on CPU), then handed to a plain transformers Trainer 
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import torch
 from transformers import Trainer
 
 from mathtune.config import Recipe
-from mathtune.runs import atomic_write_json
+from mathtune.runs import atomic_write_json, save_adapter
 from mathtune.verifier.data import balance
 from mathtune.verifier.heads import Verifier, collate, load_base, pair_logits, peft_config
 
@@ -99,15 +98,7 @@ def train_verifier(recipe: Recipe, model_path: str, rows: list[dict], run_dir: P
 
 def save_verifier(trainer, tokenizer, recipe: Recipe, model_path: str, n_rows: int, run_dir: Path, seconds: float) -> Path:
     """Write RUN/adapter (LoRA + seq_cls `score`, tokenizer) atomically, then RUN/verifier.json and the train log."""
-    adapter_dir = run_dir / "adapter"
-    tmp = run_dir / ".adapter-tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    trainer.model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    if adapter_dir.exists():
-        shutil.rmtree(adapter_dir)
-    tmp.rename(adapter_dir)
+    adapter_dir = save_adapter(trainer.model, tokenizer, run_dir)
     atomic_write_json(run_dir / "train_log.json", {"seconds": seconds, "log_history": trainer.state.log_history})
     atomic_write_json(run_dir / INFO_FILE, {
         "base_model": recipe.model, "base_path": model_path, "head": recipe.verifier.head,

@@ -42,7 +42,12 @@ def read_records(path: Path) -> list[dict[str, Any]]:
             raise DataError(f"{path}: not a readable Parquet file ({e})") from e
     if path.suffix not in (".jsonl", ".json"):
         raise DataError(f"{path}: unsupported file type {path.suffix!r}; expected one of {', '.join(SUFFIXES)}")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:  # a binary or non-UTF-8 file: say so instead of a traceback
+        raise DataError(f"{path}: not a UTF-8 text file (byte {e.start}); expected JSON or JSON lines") from None
+    if not text.strip():
+        raise DataError(f"{path}: empty file; expected JSON or JSON lines with one problem per row")
     if path.suffix == ".json":
         try:
             records = json.loads(text)
