@@ -33,9 +33,9 @@ _NUMBER_RE = re.compile(
 )
 # A sentence ends at . ! ? ; before a space, but not at LaTeX's `\!` (thin space, "11,\! 111") nor after an
 # abbreviation ("Mrs. Hilt", "5 a.m. sharp") or a decimal point.
-_SENTENCE_END_RE = re.compile(
-    r"(?<!\\)(?<!\bMr)(?<!\bMrs)(?<!\bMs)(?<!\bDr)(?<!\bSt)(?<!\bJr)(?<!\bSr)(?<!\bvs)(?<!\betc)"
-    r"(?<!\b[ap]\.m)[.!?;](?=\s|$)"
+_SENTENCE_END_RE = re.compile(  # the mark first, then look back: lookbehinds up front would run at every position
+    r"[.!?;](?=\s|$)(?<!\\[.!?;])(?<!\bMr\.)(?<!\bMrs\.)(?<!\bMs\.)(?<!\bDr\.)(?<!\bSt\.)(?<!\bJr\.)"
+    r"(?<!\bSr\.)(?<!\bvs\.)(?<!\betc\.)(?<!\b[ap]\.m\.)"
 )
 _COMMA_RE = re.compile(r",(?=\s)")
 # After ", " a list goes on (another number, symbol or math, or "and X" closing it) and the phrase is not cut:
