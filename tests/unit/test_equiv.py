@@ -163,6 +163,31 @@ def test_concurrent_threads_get_their_own_answers() -> None:
     assert results == [expected for _, _, expected in pairs]
 
 
+def test_each_concurrent_timeout_is_bounded_by_its_own_timeout() -> None:
+    # Issue 16: with one worker serving checks in turn, the 8th of 8 timing-out threads waited 8 timeouts.
+    n, timeout = 4, 1.5
+    warm = [threading.Thread(target=is_equiv, args=(r"2\sqrt{2}", r"\sqrt{8}")) for _ in range(n)]
+    for thread in warm:  # n workers started and idle, so the clock below is the checks alone
+        thread.start()
+    for thread in warm:
+        thread.join(timeout=120)
+    elapsed: list[float] = []
+    reasons: list[str] = []
+
+    def run() -> None:
+        start = time.perf_counter()
+        reasons.append(check(PATHOLOGICAL, "3", timeout=timeout).status)
+        elapsed.append(time.perf_counter() - start)
+
+    threads = [threading.Thread(target=run) for _ in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert reasons == ["timeout"] * n
+    assert max(elapsed) < timeout + 1.0, elapsed  # served in turn, the last would take n * timeout = 6 s
+
+
 def test_grader_imports_neither_torch_nor_math_verify_in_process() -> None:
     # Numeric answers only: the symbolic path imports math-verify in its worker process, never here, by design.
     code = (

@@ -19,16 +19,15 @@ _VARIABLE_RE = re.compile(
 _ARITHMETIC_RE = re.compile(r"(?:[\d\s.,+\-*/()^{}\u00d7\u00f7\u2212]|\\(?:times|cdot|div|d?frac)(?![A-Za-z]))+")
 
 
-def _top_level(text: str, chars: str) -> list[int]:
-    """Positions of `chars` outside (), [], {} (an unbalanced text gives what it can)."""
+def _depths(text: str) -> list[int]:
+    """Bracket depth at each position, in one pass ((), [], {}; an unbalanced text gives what it can)."""
     depth, out = 0, []
-    for i, c in enumerate(text):
+    for c in text:
+        if c in ")]}":
+            depth = max(0, depth - 1)
+        out.append(depth)
         if c in "([{":
             depth += 1
-        elif c in ")]}":
-            depth = max(0, depth - 1)
-        elif depth == 0 and c in chars:
-            out.append(i)
     return out
 
 
@@ -39,27 +38,18 @@ def sides(text: str) -> list[str] | None:
     """
     if "=" not in text and "approx" not in text and "\u2248" not in text:
         return None
-    if _top_level(text, ",;"):
+    depth = _depths(text)
+    if any(c in ",;" and depth[i] == 0 for i, c in enumerate(text)):
         return None
-    depth_ok = [m for m in _EQ_RE.finditer(text) if _depth(text, m.start()) == 0]
-    if not depth_ok:
+    marks = [m for m in _EQ_RE.finditer(text) if depth[m.start()] == 0]
+    if not marks:
         return None
     parts, last = [], 0
-    for m in depth_ok:
+    for m in marks:
         parts.append(text[last : m.start()].strip())
         last = m.end()
     parts.append(text[last:].strip())
     return parts if all(parts) else None
-
-
-def _depth(text: str, pos: int) -> int:
-    depth = 0
-    for c in text[:pos]:
-        if c in "([{":
-            depth += 1
-        elif c in ")]}":
-            depth = max(0, depth - 1)
-    return depth
 
 
 def is_variable(side: str) -> bool:
