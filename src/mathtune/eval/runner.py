@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from mathtune.answers import grade_detailed
+from mathtune.answers.external import GRADERS, external_verdicts
 from mathtune.config import EvalConfig, FormatConfig
 from mathtune.data.formats import build_prompt
 from mathtune.eval.diagnostics import aggregate, diagnose
@@ -46,7 +47,8 @@ def read_samples(path: Path) -> list[dict]:
 
 
 def score(index: int, sample: int, row: dict, prompt: str, completion, bench: str) -> dict:
-    """One per-sample record: what was asked, what came back, how it was graded, and its diagnostics."""
+    """One per-sample record: what was asked, what came back, how it was graded (mathtune and the field's graders
+    under `graders`), and its diagnostics."""
     result = grade_detailed(completion.text, row["answer"], bench)
     return {
         "index": index,
@@ -55,10 +57,13 @@ def score(index: int, sample: int, row: dict, prompt: str, completion, bench: st
         "prompt": prompt,
         "completion": completion.text,
         "gold": result.gold,
+        "gold_raw": row["answer"],  # the dataset's field as given, so `mathtune regrade` can re-read it exactly
+        "bench": bench,
         "extracted": result.extracted,
         "correct": result.correct,
         "rule": result.rule,
         "reason": result.reason,
+        "graders": external_verdicts(completion.text, row["answer"], bench),
         "num_tokens": completion.num_tokens,
         "truncated": completion.truncated,
         "diagnostics": diagnose(completion.text, num_tokens=completion.num_tokens, gold=result.gold),
@@ -105,6 +110,7 @@ def summarize(records: list[dict], samples: int) -> dict[str, Any]:
     if graded:
         ci = accuracy_ci(graded)
         out.update(accuracy=ci.value, accuracy_low=ci.low, accuracy_high=ci.high)
+    out["accuracy_by_grader"] = accuracy_by_grader(first)
     out["no_answer_rate"] = _share(r["reason"] == "no_answer" for r in first)
     out["truncation_rate"] = _share(r["truncated"] for r in records)
     out["mean_tokens"] = _mean(r["num_tokens"] for r in records)
@@ -122,6 +128,26 @@ def summarize(records: list[dict], samples: int) -> dict[str, Any]:
                 [[r["extracted"] for r in g] for g in groups], [[r["correct"] for r in g] for g in groups], k
             )
             k *= 2
+    return out
+
+
+def accuracy_by_grader(records: list[dict]) -> dict[str, dict[str, float | int]]:
+    """Accuracy and 95% Wilson interval per grader ("mathtune", then "strict", "flexible", "math_verify" where the
+    records carry them), each over the records that grader could judge."""
+    # A regraded file keeps mathtune's own verdict under graders["mathtune"] when `correct` holds another grader's.
+    mine = [r.get("graders", {}).get("mathtune", r["correct"]) for r in records]
+    verdicts: dict[str, list[bool]] = {"mathtune": [v for v in mine if v is not None]}
+    for name in GRADERS:
+        judged = [r["graders"][name] for r in records if r.get("graders", {}).get(name) is not None]
+        if judged or any(name in r.get("graders", {}) for r in records):
+            verdicts[name] = judged
+    out: dict[str, dict[str, float | int]] = {}
+    for name, flags in verdicts.items():
+        if flags:
+            ci = accuracy_ci(flags)
+            out[name] = {"accuracy": ci.value, "accuracy_low": ci.low, "accuracy_high": ci.high, "n_graded": ci.n}
+        else:
+            out[name] = {"n_graded": 0}
     return out
 
 
