@@ -75,6 +75,9 @@ def test_to_number(text: str, value: Fraction | None) -> None:
         ("3.142", "3.1416", False),  # less precise than the gold
         ("3.1417", "3.1416", False),
         ("1/3", "0.33", True),
+        ("2.54", "2.5", False),  # a short decimal gold is exact
+        ("12.54", "12.5", False),
+        ("0.3333", "0.333", False),
         ("0.3333", r"\frac13", True),  # exact fraction gold: a decimal of >= 4 significant digits
         ("0.333", r"\frac13", False),
         ("0.3", "1/3", False),

@@ -20,7 +20,7 @@ def _case_id(index: int, case: dict[str, Any]) -> str:
 
 
 def test_case_table_shape() -> None:
-    assert len(CASES) >= 220
+    assert len(CASES) >= 400
     for case in CASES:
         assert set(case) <= {"completion", "gold", "bench", "expected", "note"}, case
         assert {"completion", "gold", "expected", "note"} <= set(case), case

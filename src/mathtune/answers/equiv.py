@@ -9,6 +9,7 @@ from mathtune.answers import equation, symbolic
 from mathtune.answers.numeric import clean, numbers_match, read_number
 
 _SPACE_RE = re.compile(r"\s+")
+_LIST_AND_RE = re.compile(r",?\s+(?:and|or)\s+(?=[^\s,]{1,24}$)")  # "1, 2, and 3" lists "1, 2, 3"
 _CHOICE_RE = re.compile(r"\(?([a-eA-E])\)?")
 # Prose answers (names, "Yes", "Mrs. Hilt") compare without case; LaTeX and symbols never do (3R^2 is not 3r^2).
 _WORDS_RE = re.compile(r"[A-Za-z][A-Za-z'.\-]*(?:\s+[A-Za-z][A-Za-z'.\-]*)*")
@@ -37,6 +38,8 @@ def _verdict(equal: bool, method: str) -> EquivResult:
 def _canon(text: str) -> str:
     """Text compared literally: wrappers and spaces gone, "(B)" read as "b", prose words without case."""
     s = clean(text)
+    if "," in s:
+        s = _LIST_AND_RE.sub(", ", s)
     m = _CHOICE_RE.fullmatch(s.replace(" ", ""))
     if m:
         return m.group(1).lower()
@@ -72,7 +75,8 @@ def _case_clash(pred: str, gold: str) -> bool:
 
 def _math(text: str) -> str:
     """The answer as one inline-math span for math-verify's LaTeX parser (dollar signs are never currency there)."""
-    return "$" + text.replace("\\$", "").replace("$", "").strip() + "$"
+    text = text.replace("\\$", "").replace("$", "").strip()
+    return "$" + (_LIST_AND_RE.sub(", ", text) if "," in text else text) + "$"
 
 
 def _value_side(parts: list[str]) -> str | None:

@@ -4,8 +4,9 @@ Pure string handling and `fractions.Fraction`; model text never reaches `eval` o
 
 How close is close enough is a property of how the *gold* is written (issue 16), never a blanket tolerance:
 - an integer gold ("18", "1,450,000", "-12.0") needs the exact value: 1450099.5 is not 1450000;
-- a decimal gold ("3.1416", "0.33") is matched by any value that agrees to its stated digits (rounded or truncated):
-  3.14159 and \\pi-like decimals pass, 3.15 does not;
+- a decimal gold is matched by a value agreeing to its stated digits (rounded or truncated) when the value cannot
+  be written in those digits ("1/3" for "0.33") or when the gold is visibly a rounding (4 or more significant
+  digits: 3.14159 for "3.1416", not 3.15); a short decimal ("2.5", "12.5") is an exact answer, 2.54 is not 2.5;
 - a program-computed float (12 or more significant digits, as GSM-Hard's "3.3333333333333335") stands for a value a
   program computed with float noise: within 1e-9 relative (and 1e-6 absolute) of it, written exactly ("10/3"), or
   rounded or truncated to a decimal of at least 4 significant digits ("3.3333", "3.333"; not "3.33" or "3");
@@ -169,9 +170,14 @@ def numbers_match(pred: Number | Fraction, gold: Number | Fraction) -> bool:
             return True
         return _rounds(g.value, p)
     if g.decimals is not None and not g.is_integer:
-        # A stated decimal: a more precise value (or an exact fraction) that agrees to the gold's stated digits.
-        more_precise = p.decimals is None or p.decimals > g.decimals
-        return more_precise and not p.is_integer and _agrees_to(p.value, g.value, g.decimals)
+        # A stated decimal: a value that cannot be written in its digits (1/3 for "0.33"), or, for a gold that is
+        # visibly a rounding (>= 4 significant digits, "3.1416"), a more precise decimal, agreeing to its digits.
+        # A short decimal ("2.5", "12.5") is an exact answer: 2.54 is not 2.5.
+        if p.decimals is None:
+            fits = not _terminates(p.value)
+        else:
+            fits = p.decimals > g.decimals and g.digits >= _MIN_ROUNDED_DIGITS
+        return fits and _agrees_to(p.value, g.value, g.decimals)
     if g.decimals is None and not _terminates(g.value):
         return _rounds(g.value, p)  # an exact fraction such as 1/3, whose decimals never end
     return False
