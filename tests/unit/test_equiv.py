@@ -10,7 +10,7 @@ from fractions import Fraction
 
 import pytest
 
-from mathtune.answers import grade_detailed, is_equiv
+from mathtune.answers import grade_detailed, is_equiv, symbolic
 from mathtune.answers.equiv import EquivResult, check
 from mathtune.answers.numeric import numbers_match, read_number, to_number
 
@@ -169,11 +169,9 @@ def test_concurrent_threads_get_their_own_answers() -> None:
 def test_each_concurrent_timeout_is_bounded_by_its_own_timeout() -> None:
     # Issue 16: with one worker serving checks in turn, the 8th of 8 timing-out threads waited 8 timeouts.
     n, timeout = 4, 1.5
-    warm = [threading.Thread(target=is_equiv, args=(r"2\sqrt{2}", r"\sqrt{8}")) for _ in range(n)]
-    for thread in warm:  # n workers started and idle, so the clock below is the checks alone
-        thread.start()
-    for thread in warm:
-        thread.join(timeout=120)
+    symbolic.warm(n)  # n workers started and idle, so the clock below is the checks alone
+    for worker in list(symbolic._idle):
+        worker.wait_ready()
     elapsed: list[float] = []
     reasons: list[str] = []
 

@@ -35,9 +35,8 @@ def _verdict(equal: bool, method: str) -> EquivResult:
     return EquivResult(equal, "match" if equal else "mismatch", method)
 
 
-def _canon(text: str) -> str:
-    """Text compared literally: wrappers and spaces gone, "(B)" read as "b", prose words without case."""
-    s = clean(text)
+def _canon(s: str) -> str:
+    """Cleaned text compared literally: spaces gone, "(B)" read as "b", prose words without case."""
     if "," in s:
         s = _LIST_AND_RE.sub(", ", s)
     m = _CHOICE_RE.fullmatch(s.replace(" ", ""))
@@ -48,8 +47,10 @@ def _canon(text: str) -> str:
     return _SPACE_RE.sub("", s)
 
 
-def _time(text: str) -> tuple[int, int, str] | None:
-    m = _TIME_RE.fullmatch(clean(text))
+def _time(s: str) -> tuple[int, int, str] | None:
+    if ":" not in s:
+        return None
+    m = _TIME_RE.fullmatch(s)
     if m is None:
         return None
     return int(m.group(1)), int(m.group(2)), (m.group(3) or "").replace(".", "").replace(" ", "").lower()
@@ -87,8 +88,8 @@ def _value_side(parts: list[str]) -> str | None:
 
 
 def _equations(pred: str, gold: str, timeout: float) -> EquivResult | None:
-    """Decide when either side is an equation; None when neither is (or both are real equations: math-verify)."""
-    p, g = equation.sides(clean(pred)), equation.sides(clean(gold))
+    """Decide when either (cleaned) side is an equation; None when neither is, or both are real equations."""
+    p, g = equation.sides(pred), equation.sides(gold)
     if p is None and g is None:
         return None
     if p is not None and g is not None:
@@ -108,21 +109,23 @@ def check(pred: str, gold: str, timeout: float = 5.0) -> EquivResult:
     """Compare `pred` with `gold` and say how it was decided; see `is_equiv` for the rules."""
     if not pred.strip() or not gold.strip():
         return EquivResult(False, "mismatch", "empty")
-    gold_time = _time(gold)
+    cp, cg = clean(pred), clean(gold)
+    gold_time = _time(cg)
     if gold_time is not None:
-        pred_time = _time(pred)
+        pred_time = _time(cp)
         return _verdict(pred_time is not None and pred_time[:2] == gold_time[:2]
                         and (not pred_time[2] or not gold_time[2] or pred_time[2] == gold_time[2]), "time")
-    a, b = read_number(pred), read_number(gold)
+    a, b = read_number(cp, cleaned=True), read_number(cg, cleaned=True)
     if a is not None and b is not None:
-        decided = _equations(pred, gold, timeout)
-        if decided is not None and decided.method == "equation":
-            return decided
+        if "=" in cp or "=" in cg:
+            decided = _equations(cp, cg, timeout)
+            if decided is not None and decided.method == "equation":
+                return decided
         # Both plain numbers: the exact answer is known here, math-verify could only add its own rounding.
         return _verdict(numbers_match(a, b), "numeric")
-    if _canon(pred) == _canon(gold):
+    if _canon(cp) == _canon(cg):
         return EquivResult(True, "match", "string")
-    decided = _equations(pred, gold, timeout)
+    decided = _equations(cp, cg, timeout)
     if decided is not None:
         return decided
     if _case_clash(pred, gold):

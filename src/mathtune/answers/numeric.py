@@ -68,12 +68,13 @@ class Number:
 def clean(text: str) -> str:
     """Strip the wrappers an answer comes in: `$`, `\\$`, `\\text{}`, `\\left`, spacing, degrees, `\\dfrac`."""
     s = text.strip().replace("\\$", "").replace("$", "").replace("\u2212", "-")
-    s = _LATEX_THOUSANDS_RE.sub(",", s)
-    for token in _DROP:
-        s = s.replace(token, "")
-    for _ in range(3):  # nested wrappers: \text{\textbf{5}}
-        s = _WRAPPER_RE.sub(r"\1", s)
-    s = s.replace("\\%", "%").replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    if "\\" in s or "{" in s or "~" in s or "\u00b0" in s:  # plain answers ("18", "1,000") skip the LaTeX work
+        s = _LATEX_THOUSANDS_RE.sub(",", s)
+        for token in _DROP:
+            s = s.replace(token, "")
+        for _ in range(3):  # nested wrappers: \text{\textbf{5}}
+            s = _WRAPPER_RE.sub(r"\1", s)
+        s = s.replace("\\%", "%").replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
     return s.strip().rstrip(".").strip()
 
 
@@ -97,12 +98,13 @@ def _significant(dec: str) -> int:
     return len(dec.replace(",", "").replace(".", "").lstrip("0")) or 1
 
 
-def read_number(text: str) -> Number | None:
+def read_number(text: str, cleaned: bool = False) -> Number | None:
     """A short numeric answer as written (`1,000`, `-\\frac12`, `3/4`, `1.5e3`, `5 cm`, `-(1/3)`), or None.
 
     An equation is a number only when it states a value (`x = 3`, `3 + 5 = 8`, see `equation.stated_value`).
+    `cleaned`: the text already went through `clean` (the equivalence check cleans each side once).
     """
-    s = clean(text)
+    s = text if cleaned else clean(text)
     if not s or len(s) > _MAX_LEN:
         return None
     if "=" in s or "approx" in s or "\u2248" in s:
@@ -120,7 +122,7 @@ def read_number(text: str) -> Number | None:
             if abs(exp) > _MAX_EXP:
                 return None
             dec = m.group("dec").replace(",", "")
-            value = Fraction(dec) * Fraction(10) ** exp
+            value = Fraction(dec) * Fraction(10) ** exp if exp else Fraction(dec)
             if exp == 0 and "." in dec:
                 decimals, digits = len(dec.split(".")[1]), _significant(dec)
         elif m.group("num") is not None:

@@ -119,7 +119,7 @@ class _Worker:
         self.proc.wait()
 
 
-_MAX_IDLE = 4  # idle workers kept warm (each holds sympy, ~100 MB); more are started when more threads check at once
+_MAX_IDLE = 8  # idle workers kept warm (each holds sympy, ~60 MB RSS); more are started when more threads check at once
 _lock = threading.Lock()
 _idle: list[_Worker] = []
 _live: set[_Worker] = set()  # every worker started and not yet killed, so shutdown() stops them all
@@ -166,6 +166,16 @@ def _checkin(worker: _Worker) -> None:
             _idle.append(worker)
             return
     _retire(worker)
+
+
+def warm(n: int = 1) -> None:
+    """Have at least `n` workers started and idle (ready in the background), e.g. before `n` threads grade at once."""
+    with _lock:
+        missing = max(0, min(n, _MAX_IDLE) - len(_idle))
+    for _ in range(missing):
+        worker = _spawn()
+        with _lock:
+            _idle.append(worker)
 
 
 def check(gold: str, pred: str, timeout: float = 5.0) -> tuple[str, str]:
