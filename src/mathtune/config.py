@@ -57,7 +57,7 @@ class EvalConfig(Strict):
     """Generation and grading settings for evaluation."""
 
     max_new_tokens: int = Field(1024, gt=0)
-    batch_size: int = Field(16, gt=0)
+    batch_size: int = Field(64, gt=0)  # rows decoded together (benchmarks/results/eval_speed.md picks it)
     limit: int | None = Field(None, gt=0)
     backend: Literal["hf", "vllm"] = "hf"
     temperature: float = Field(0.0, ge=0)
@@ -65,6 +65,15 @@ class EvalConfig(Strict):
     samples: int = Field(1, gt=0)
     seed: int = 0
     bench: str = "auto"  # gold-answer parsing rule passed to the grader
+    # K worked examples before each question, from a named prompt set (data/fewshot.py; never the test split);
+    # a few-shot prompt is plain text in that set's own format, as lm-eval builds it, not the chat template
+    fewshot: int = Field(0, ge=0)
+    fewshot_set: str | None = None  # None: the benchmark's default set (gsm8k: "gsm8k-cot", Wei et al. 2022)
+    # cut a completion before the first of these strings; None: the prompt set's (few-shot) or "Question:"/"Q:"
+    stop: list[str] | None = None
+    # stop after a completed final-answer line (`#### N`, answer_marker hash), so the first answer given is graded
+    stop_after_answer: bool = True
+    merge_adapter: bool = True  # fold a LoRA adapter into the weights before generating (same outputs, faster)
 
 
 class DataConfig(Strict):

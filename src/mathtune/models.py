@@ -169,3 +169,18 @@ def load_adapter(model, adapter: str | Path):
     if not (path / "adapter_config.json").is_file():
         raise UserError(f"adapter: {str(path)!r} has no adapter_config.json (expected a saved LoRA adapter folder)")
     return PeftModel.from_pretrained(model, str(path))
+
+
+def merged_for_eval(model):
+    """Fold a LoRA adapter into its base weights for generation: one matmul per layer instead of three.
+
+    The merged model computes W + BA once, so its outputs match the adapter-applied model up to float rounding
+    (greedy completions on the embedded default: benchmarks/results/eval_speed.md). A model without an adapter, or
+    a quantised base (merging would dequantise it), is returned as it is.
+    """
+    if not hasattr(model, "merge_and_unload") or getattr(model, "is_quantized", False):
+        return model
+    base = model.get_base_model()
+    if getattr(base, "is_loaded_in_4bit", False) or getattr(base, "is_loaded_in_8bit", False):
+        return model
+    return model.merge_and_unload()

@@ -103,7 +103,7 @@ def train_stage(recipe: Recipe, model_path: str, tokenizer, splits: Splits, run_
 def run_pipeline(recipe: Recipe, run_dir: Path, home: Path, resume: bool = False) -> dict:
     """Baseline eval -> SFT -> tuned eval -> report; returns the metrics written to `run_dir/metrics.json`."""
     from mathtune.eval.report import write_run_report
-    from mathtune.models import load_adapter, load_tokenizer, resolve_recipe_model
+    from mathtune.models import load_adapter, load_tokenizer, merged_for_eval, resolve_recipe_model
 
     timings: dict[str, float] = (read_json(run_dir / "metrics.json") or {}).get("seconds", {})
     model_path = resolve_recipe_model(recipe, home)
@@ -121,6 +121,8 @@ def run_pipeline(recipe: Recipe, run_dir: Path, home: Path, resume: bool = False
         timings.setdefault("train", time.time() - start)
         start = time.time()
         tuned = load_adapter(_load_base(recipe, model_path), adapter)
+        if recipe.eval.merge_adapter:
+            tuned = merged_for_eval(tuned)
         results.update(evaluate_all(recipe, tuned, tokenizer, splits, run_dir, "tuned"))
         timings.setdefault("tuned", time.time() - start)
     metrics = {

@@ -376,9 +376,25 @@ def fake_hub(monkeypatch):
 
 
 def test_hub_loading_calls_load_dataset_with_id_config_and_split(fake_hub):
-    rows = load_source({"source": "gsm8k", "split": "test", "limit": 5})
+    rows = load_source({"source": "gsm8k", "split": "test", "limit": 5, "hub": True})
     assert fake_hub == [("openai/gsm8k", "main", "test[:5]")]
     assert rows == [make_row("1 + 1?", "2", "1 + 1 = 2", "gsm8k")]
+
+
+def test_gsm8k_ships_inside_the_package_and_loads_without_the_hub(fake_hub):
+    test = load_source({"source": "gsm8k", "split": "test"})
+    train = load_source({"source": "gsm8k", "split": "train", "limit": 3})
+    assert fake_hub == []  # no hub call
+    assert len(test) == 1319 and len(train) == 3
+    # the first test problem of openai/gsm8k main, as published
+    assert test[0]["question"].startswith("Janet’s ducks lay 16 eggs per day.") and test[0]["answer"] == "18"
+    assert "<<" not in train[0]["solution"] and train[0]["answer"] == "72"
+    assert {r["question"] for r in test}.isdisjoint(r["question"] for r in load_source({"source": "gsm8k", "split": "train"}))
+
+
+def test_gsm8k_socratic_is_not_shipped(fake_hub):
+    with pytest.raises(DataError, match="socratic.*hub: true"):
+        load_source({"source": "gsm8k", "split": "test", "config": "socratic"})
 
 
 def test_math_loads_each_subject_config(fake_hub):

@@ -87,7 +87,9 @@ def eval_(
     top_p: float = typer.Option(1.0, "--top-p"),
     seed: int = typer.Option(0, "--seed"),
     max_new_tokens: int = typer.Option(1024, "--max-new-tokens"),
-    batch_size: int = typer.Option(16, "--batch-size"),
+    batch_size: int = typer.Option(64, "--batch-size"),
+    fewshot: int = typer.Option(0, "--fewshot", help="K worked examples before each question (gsm8k: Wei et al. 8-shot CoT)"),
+    fewshot_set: Optional[str] = typer.Option(None, "--fewshot-set", help="Named exemplar set: gsm8k-cot, gsm8k-lm-eval"),
     template: str = typer.Option("chat", "--template", help="chat or instruction"),
     verifier: Optional[Path] = typer.Option(None, "--verifier", help="Verifier run: rerank the samples (best-of-N, weighted vote)"),
     sweep: Optional[str] = typer.Option(None, "--sweep", help="num_steps=1,2,4,8: evaluate a recurrent-depth model at each iteration count"),
@@ -110,7 +112,12 @@ def eval_(
         cfg = bench_recipe(
             bench, model=model, path=path, limit=limit, samples=samples, temperature=temperature, top_p=top_p,
             seed=seed, max_new_tokens=max_new_tokens, batch_size=batch_size, template=template,
+            fewshot=fewshot, fewshot_set=fewshot_set,
         )
+        if fewshot:
+            from mathtune.eval.runner import prompt_builder
+
+            prompt_builder(cfg.format, cfg.eval, None)  # an unknown set or too large a K fails before model work
         steps = None
         if sweep is not None:
             from mathtune.recurrent.sweep import parse_sweep
@@ -128,6 +135,10 @@ def eval_(
         lm = load_model(model_path)
         if adapter is not None:
             lm = load_adapter(lm, adapter)
+            if cfg.eval.merge_adapter and verifier is None and steps is None:
+                from mathtune.models import merged_for_eval
+
+                lm = merged_for_eval(lm)
         lm.eval()
         if steps is not None:  # test-time compute: the whole evaluation at each iteration count (recurrent/sweep.py)
             from mathtune.recurrent.sweep import run_sweep

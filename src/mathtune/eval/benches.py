@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mathtune.config import Recipe
+from mathtune.data.fewshot import DEFAULT_SET
 from mathtune.errors import UserError
 
 # name -> data source spec (hub datasets; `--path` points any of them at a local copy with the same schema)
@@ -35,7 +36,8 @@ def bench_spec(bench: str, path: str | None, limit: int | None, seed: int) -> di
 
 
 def bench_recipe(bench: str, *, model: str, path: str | None, limit: int | None, samples: int, temperature: float,
-                 top_p: float, seed: int, max_new_tokens: int, batch_size: int, template: str) -> Recipe:
+                 top_p: float, seed: int, max_new_tokens: int, batch_size: int, template: str, fewshot: int = 0,
+                 fewshot_set: str | None = None) -> Recipe:
     """A validated evaluation-only recipe for `mathtune eval`."""
     from pydantic import ValidationError
 
@@ -49,7 +51,8 @@ def bench_recipe(bench: str, *, model: str, path: str | None, limit: int | None,
         "data": {"eval": bench_spec(bench, path, limit, seed)},
         "format": {"template": template},
         "eval": {"limit": limit, "samples": samples, "temperature": temperature, "top_p": top_p, "seed": seed,
-                 "max_new_tokens": max_new_tokens, "batch_size": batch_size},
+                 "max_new_tokens": max_new_tokens, "batch_size": batch_size, "fewshot": fewshot,
+                 "fewshot_set": fewshot_set or (DEFAULT_SET.get(bench) if fewshot else None)},
     }
     try:
         return Recipe.model_validate(raw)

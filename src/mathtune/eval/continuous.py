@@ -37,24 +37,37 @@ ROW_ATTENTION = "mathtune_rows"
 
 
 def _row_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attention_mask: Any,
-                   mathtune_row_starts: list[int] | None = None, **kwargs: Any) -> tuple[torch.Tensor, None]:
-    """SDPA per row over the row's own columns `start:` (decode), or plain causal SDPA (a lone prompt's prefill).
+                   mathtune_row_starts: list[int] | None = None, mathtune_slab_mask: torch.Tensor | None = None,
+                   **kwargs: Any) -> tuple[torch.Tensor, None]:
+    """Decode attention over the slab, or plain causal SDPA (a lone prompt's prefill).
 
-    The transformers mask builder returns no mask for this implementation name, as it does under "sdpa" for one
-    unpadded sequence. Each row's call is the exact `scaled_dot_product_attention` call that transformers' "sdpa"
-    makes for that row decoding alone (no mask, grouped KV heads), so attention gives the unbatched bits.
+    Decode: one SDPA call per layer for every row, with a boolean mask that hides the columns left of each row's
+    start (`mathtune_slab_mask`, built once per step). The grouped query heads are folded into the query length
+    (as transformers' `pack_gqa` does), so the KV heads are never repeated. Masked columns add exact zeros, but the
+    kernel's blocking over the longer row sums in another order than a row decoding alone: ~1e-7 differences.
+    `mathtune_row_starts` alone (no mask) keeps the exact per-row path: one SDPA call per row on its own columns,
+    the very call unbatched decoding makes (the benchmark's exactness reference for the batched linears).
     """
-    if mathtune_row_starts is None or query.shape[2] != 1 or key.shape[-1] != value.shape[-1]:
+    if query.shape[2] != 1 or key.shape[-1] != value.shape[-1] or (
+        mathtune_row_starts is None and mathtune_slab_mask is None
+    ):
         return sdpa_attention_forward(module, query, key, value, None, **kwargs)
-    gqa = getattr(module, "num_key_value_groups", 1) > 1
-    rows = [
+    groups = getattr(module, "num_key_value_groups", 1)
+    if mathtune_slab_mask is not None:
+        rows, heads, _, dim = query.shape
+        packed = query.view(rows, heads // groups, groups, dim)  # head h reads KV head h // groups
+        out = torch.nn.functional.scaled_dot_product_attention(
+            packed, key, value, attn_mask=mathtune_slab_mask, dropout_p=0.0, scale=kwargs.get("scaling")
+        )
+        return out.reshape(rows, heads, 1, dim).transpose(1, 2), None
+    rows_out = [
         torch.nn.functional.scaled_dot_product_attention(
             query[i : i + 1], key[i : i + 1, :, s:], value[i : i + 1, :, s:],
-            dropout_p=0.0, scale=kwargs.get("scaling"), enable_gqa=gqa,
+            dropout_p=0.0, scale=kwargs.get("scaling"), enable_gqa=groups > 1,
         )
         for i, s in enumerate(mathtune_row_starts)
     ]
-    return torch.cat(rows).transpose(1, 2).contiguous(), None
+    return torch.cat(rows_out).transpose(1, 2).contiguous(), None
 
 
 AttentionInterface.register(ROW_ATTENTION, _row_attention)
@@ -216,22 +229,23 @@ def run(
     max_new_tokens: int,
     pick: Callable[[torch.Tensor, list[Job]], list[int]],
     is_done: Callable[[list[int]], bool],
-    on_done: Callable[[Job, list[int]], None],
-) -> None:
-    """Generate every job; `pick(logits [rows, vocab], jobs)` chooses next ids, `is_done(new_ids)` ends a row early.
+    exact_attention: bool = False,
+) -> Iterator[tuple[Job, list[int]]]:
+    """Generate every job, yielding `(job, new_ids)` as each row ends (at most `max_new_tokens` ids).
 
-    Jobs are admitted in the given order (give them longest prompt first: a prompt never has to wait for room).
-    `on_done(job, new_ids)` is called as each row ends, with at most `max_new_tokens` ids.
+    `pick(logits [rows, vocab], jobs)` chooses next ids, `is_done(new_ids)` ends a row early. Jobs are admitted in
+    the given order (give them longest prompt first: a prompt never has to wait for room), so every slot stays busy
+    until the queue is empty. `exact_attention` runs attention row by row (slower; see `_row_attention`).
     """
     if not jobs:
         return
     capacity = max(len(j.prompt) for j in jobs) + max_new_tokens + SLACK
     with _attention(model, ROW_ATTENTION), _packed_linears(model, slots):
-        _run(model, deque(jobs), slots, capacity, max_new_tokens, pick, is_done, on_done)
+        yield from _run(model, deque(jobs), slots, capacity, max_new_tokens, pick, is_done, exact_attention)
 
 
 def _run(model: Any, queue: deque, slots: int, capacity: int, max_new_tokens: int, pick: Callable,
-         is_done: Callable, on_done: Callable) -> None:
+         is_done: Callable, exact_attention: bool) -> Iterator[tuple[Job, list[int]]]:
     slab: _Slab | None = None
     rows: list[_Row | None] = []
     while queue or any(rows):
@@ -242,7 +256,7 @@ def _run(model: Any, queue: deque, slots: int, capacity: int, max_new_tokens: in
                 slab = _Slab(cache, slots, capacity)
             row = _Row(job, [first])
             if len(row.new) >= max_new_tokens or is_done(row.new):
-                on_done(job, row.new)
+                yield job, row.new
                 continue
             slot = rows.index(None) if None in rows else len(rows)
             rows[slot : slot + 1] = [row]
@@ -255,11 +269,11 @@ def _run(model: Any, queue: deque, slots: int, capacity: int, max_new_tokens: in
             rows = [rows[i] for i in live]
         if not rows:
             break
-        _step(model, slab, rows, pick)
+        _step(model, slab, rows, pick, exact_attention)
         for i, row in enumerate(rows):
             if row is not None and (len(row.new) >= max_new_tokens or is_done(row.new)):
-                on_done(row.job, row.new)
                 rows[i] = None
+                yield row.job, row.new
 
 
 def _prefill(model: Any, job: Job, pick: Callable) -> tuple[DynamicCache, int]:
@@ -270,17 +284,17 @@ def _prefill(model: Any, job: Job, pick: Callable) -> tuple[DynamicCache, int]:
     return cache, pick(out.logits[:, -1, :], [job])[0]
 
 
-def _step(model: Any, slab: _Slab, rows: list[_Row], pick: Callable) -> None:
+def _step(model: Any, slab: _Slab, rows: list[_Row], pick: Callable, exact_attention: bool = False) -> None:
     """One decode step of every row: feed each row's last id at its own position, append the picked id."""
     slab.make_room(list(range(len(rows))))
-    ids = torch.tensor([[r.new[-1]] for r in rows], device=model.device)
-    positions = torch.tensor([[len(r.job.prompt) + len(r.new) - 1] for r in rows], device=model.device)
-    out = model(
-        input_ids=ids,
-        position_ids=positions,
-        past_key_values=slab.cache,
-        use_cache=True,
-        mathtune_row_starts=slab.starts,
-    )
+    device = model.device
+    ids = torch.tensor([[r.new[-1]] for r in rows], device=device)
+    positions = torch.tensor([[len(r.job.prompt) + len(r.new) - 1] for r in rows], device=device)
+    extra: dict[str, Any] = {"mathtune_row_starts": slab.starts}
+    if not exact_attention:  # columns start.. of each row, plus the one this step writes
+        columns = torch.arange(slab.length + 1, device=device)
+        starts = torch.tensor(slab.starts, device=device)
+        extra = {"mathtune_slab_mask": (columns[None, :] >= starts[:, None])[:, None, None, :]}
+    out = model(input_ids=ids, position_ids=positions, past_key_values=slab.cache, use_cache=True, **extra)
     for row, tok in zip(rows, pick(out.logits[:, -1, :], [r.job for r in rows])):
         row.new.append(tok)

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Protocol
+import re
+from typing import Any, Callable, Iterator, Protocol
 
 import torch
 
@@ -26,7 +27,11 @@ class GenerationConfig:
     n: int = 1
     seed: int = 0
     stop: list[str] = field(default_factory=list)  # cut at the first stop string, which is excluded from the text
-    batch_size: int = 16
+    # cut just after the first match of one of these regexes (match kept): e.g. a completed `#### N` line, so a
+    # model that goes on after its answer ("#### 5\n#### 6...") is graded on the answer it gave first
+    stop_regex: list[str] = field(default_factory=list)
+    batch_size: int = 64
+    exact_attention: bool = False  # attention row by row, as unbatched decoding does (slower; for exactness checks)
 
 
 @dataclass
@@ -37,11 +42,23 @@ class Completion:
 
 
 class Generator(Protocol):
-    """What the eval runner codes against: n completions per prompt, in prompt order."""
+    """What the eval runner codes against: completions streamed as they finish, or all of them in prompt order."""
+
+    def stream(
+        self, prompts: list[str], config: GenerationConfig, progress: bool = True
+    ) -> Iterator[tuple[int, int, Completion]]: ...
 
     def generate(
         self, prompts: list[str], config: GenerationConfig, progress: bool = True
     ) -> list[list[Completion]]: ...
+
+
+def collect(stream: Iterator[tuple[int, int, Completion]], n_prompts: int, n: int) -> list[list[Completion]]:
+    """Gather a stream of `(prompt index, sample, completion)` into n completions per prompt, in prompt order."""
+    out: list[list[Completion | None]] = [[None] * n for _ in range(n_prompts)]
+    for i, k, completion in stream:
+        out[i][k] = completion
+    return out  # type: ignore[return-value]
 
 
 def eos_token_ids(model: Any, tokenizer: Any) -> set[int]:
@@ -55,8 +72,9 @@ def eos_token_ids(model: Any, tokenizer: Any) -> set[int]:
     return ids
 
 
-def finish(ids: list[int], tokenizer: Any, eos: set[int], stop: list[str], max_new_tokens: int) -> Completion:
-    """Turn the raw generated ids of one sequence into a Completion: cut at EOS, then at the first stop string."""
+def finish(ids: list[int], tokenizer: Any, eos: set[int], stop: list[str], max_new_tokens: int,
+           stop_regex: list[str] | None = None) -> Completion:
+    """Turn the raw generated ids of one sequence into a Completion: cut at EOS, then at the first stop."""
     stopped = False
     for i, tok in enumerate(ids):
         if tok in eos:
@@ -64,36 +82,46 @@ def finish(ids: list[int], tokenizer: Any, eos: set[int], stop: list[str], max_n
             break
     text = tokenizer.decode(ids, skip_special_tokens=True)
     num_tokens = len(ids) + stopped
-    cut = min((p for p in (text.find(s) for s in stop) if p >= 0), default=-1)
+    cut = _first_stop(text, stop, stop_regex or [])
     if cut >= 0:
         text, stopped = text[:cut], True
-        num_tokens = _tokens_to_reach(ids, tokenizer, stop)
+        num_tokens = _tokens_to_reach(ids, tokenizer, stop, stop_regex or [])
     truncated = not stopped and num_tokens >= max_new_tokens
     return Completion(text=text, num_tokens=num_tokens, truncated=truncated)
 
 
-def _tokens_to_reach(ids: list[int], tokenizer: Any, stop: list[str]) -> int:
-    """Fewest leading tokens whose text contains a stop string (binary search: containment only grows with k)."""
+def _first_stop(text: str, stop: list[str], stop_regex: list[str]) -> int:
+    """Where the text is cut: before the first stop string or after the first stop-regex match; -1 when neither."""
+    cuts = [p for p in (text.find(s) for s in stop) if p >= 0]
+    cuts += [m.end() for m in (re.search(r, text) for r in stop_regex) if m]
+    return min(cuts, default=-1)
+
+
+def _tokens_to_reach(ids: list[int], tokenizer: Any, stop: list[str], stop_regex: list[str]) -> int:
+    """Fewest leading tokens whose text holds a stop (binary search: a stop, once there, stays there)."""
     lo, hi = 1, len(ids)
     while lo < hi:
         mid = (lo + hi) // 2
         text = tokenizer.decode(ids[:mid], skip_special_tokens=True)
-        if any(s in text for s in stop):
+        if _first_stop(text, stop, stop_regex) >= 0:
             hi = mid
         else:
             lo = mid + 1
     return lo
 
 
-def contains_stop(ids: list[int], tokenizer: Any, stop: list[str]) -> bool:
-    """Whether the decoded ids hold a stop string; decodes only the tail that a new stop string could end in."""
-    if not stop:
+REGEX_TAIL = 48  # tokens decoded to look for a stop regex: a final-answer line is far shorter
+
+
+def contains_stop(ids: list[int], tokenizer: Any, stop: list[str], stop_regex: list[str] | None = None) -> bool:
+    """Whether the decoded ids hold a stop; decodes only the tail that a new stop could end in."""
+    if not stop and not stop_regex:
         return False
     # a stop string of c characters ends within the last c tokens unless tokens decode to nothing; the margin
     # covers special and partial-UTF-8 tokens. finish() re-checks on the full text, so this only decides when to halt.
-    tail = ids[-(max(len(s) for s in stop) + 8) :]
-    text = tokenizer.decode(tail, skip_special_tokens=True)
-    return any(s in text for s in stop)
+    width = max([len(s) + 8 for s in stop] + ([REGEX_TAIL] if stop_regex else []))
+    text = tokenizer.decode(ids[-width:], skip_special_tokens=True)
+    return _first_stop(text, stop, stop_regex or []) >= 0
 
 
 def _rng(seed: int, prompt: str, sample: int) -> torch.Generator:
@@ -122,12 +150,12 @@ def _picker(config: GenerationConfig) -> Callable[[torch.Tensor, list[Job]], lis
 class _StopStrings:
     """A transformers StoppingCriteria (duck-typed) that ends rows whose new text holds a stop string."""
 
-    def __init__(self, tokenizer: Any, stop: list[str], prompt_len: int):
-        self.tokenizer, self.stop, self.prompt_len = tokenizer, stop, prompt_len
+    def __init__(self, tokenizer: Any, stop: list[str], stop_regex: list[str], prompt_len: int):
+        self.tokenizer, self.stop, self.stop_regex, self.prompt_len = tokenizer, stop, stop_regex, prompt_len
 
     def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
         rows = input_ids[:, self.prompt_len :].tolist()
-        done = [contains_stop(r, self.tokenizer, self.stop) for r in rows]
+        done = [contains_stop(r, self.tokenizer, self.stop, self.stop_regex) for r in rows]
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
@@ -154,6 +182,12 @@ class HFGenerator:
         self, prompts: list[str], config: GenerationConfig, progress: bool = True
     ) -> list[list[Completion]]:
         """Return `config.n` completions per prompt, in prompt order (prompts are already chat-formatted)."""
+        return collect(self.stream(prompts, config, progress), len(prompts), config.n)
+
+    def stream(
+        self, prompts: list[str], config: GenerationConfig, progress: bool = True
+    ) -> Iterator[tuple[int, int, Completion]]:
+        """Yield `(prompt index, sample, completion)` as each sequence ends; every slot stays busy to the end."""
         from tqdm.auto import tqdm
 
         if config.max_new_tokens < 1 or config.n < 1 or config.batch_size < 1:
@@ -169,36 +203,30 @@ class HFGenerator:
             for k in range(copies)
         ]
         jobs.sort(key=lambda job: len(job.prompt), reverse=True)  # longest first: a joining prompt always fits
-        results: list[list[Completion | None]] = [[None] * copies for _ in prompts]
-        bar = tqdm(total=len(jobs), desc="generate", unit="seq", disable=not progress)
-
-        def on_done(job: Job, ids: list[int]) -> None:
-            i, k = job.key
-            results[i][k] = finish(ids, self.tokenizer, self.eos, config.stop, config.max_new_tokens)
-            bar.update(1)
 
         def is_done(ids: list[int]) -> bool:
-            return ids[-1] in self.eos or contains_stop(ids, self.tokenizer, config.stop)
+            return ids[-1] in self.eos or contains_stop(ids, self.tokenizer, config.stop, config.stop_regex)
 
-        with torch.inference_mode():
+        with torch.inference_mode(), tqdm(total=len(jobs), desc="generate", unit="seq", disable=not progress) as bar:
             if continuous.supported(self.model):
-                continuous.run(self.model, jobs, config.batch_size, config.max_new_tokens, _picker(config), is_done,
-                               on_done)
+                finished = continuous.run(self.model, jobs, config.batch_size, config.max_new_tokens,
+                                          _picker(config), is_done, config.exact_attention)
             else:
-                self._generate_padded(jobs, config, on_done)
-        bar.close()
-        if greedy:
-            return [[replace(row[0]) for _ in range(config.n)] for row in results]  # type: ignore[arg-type]
-        return results  # type: ignore[return-value]
+                finished = self._generate_padded(jobs, config)
+            for job, ids in finished:
+                i, k = job.key
+                done = finish(ids, self.tokenizer, self.eos, config.stop, config.max_new_tokens, config.stop_regex)
+                bar.update(1)
+                for sample in range(config.n) if greedy else [k]:
+                    yield i, sample, replace(done)
 
-    def _generate_padded(self, jobs: list[Job], config: GenerationConfig, on_done: Callable) -> None:
+    def _generate_padded(self, jobs: list[Job], config: GenerationConfig) -> Iterator[tuple[Job, list[int]]]:
         """Fallback: plain left-padded `model.generate` batches (rows that end early idle until the batch ends)."""
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             for start in range(0, len(jobs), config.batch_size):
                 batch = jobs[start : start + config.batch_size]
-                for job, ids in zip(batch, self._generate_batch([job.prompt for job in batch], config)):
-                    on_done(job, ids)
+                yield from zip(batch, self._generate_batch([job.prompt for job in batch], config))
 
     def _generate_batch(self, batch: list[list[int]], config: GenerationConfig) -> list[list[int]]:
         """One left-padded `model.generate` call; returns the new ids of each row (pads after a stop included)."""
@@ -221,7 +249,8 @@ class HFGenerator:
             pad_token_id=self.pad_id,
             eos_token_id=sorted(self.eos),
         )
-        stopping = [_StopStrings(self.tokenizer, config.stop, width)] if config.stop else None
+        stopping = [_StopStrings(self.tokenizer, config.stop, config.stop_regex, width)] \
+            if config.stop or config.stop_regex else None
         out = self.model.generate(
             input_ids=input_ids.to(device),
             attention_mask=mask.to(device),
@@ -266,6 +295,16 @@ class VLLMGenerator:
         return [
             [Completion(o.text, len(o.token_ids), o.finish_reason == "length") for o in out.outputs] for out in outputs
         ]
+
+    def stream(
+        self, prompts: list[str], config: GenerationConfig, progress: bool = True
+    ) -> Iterator[tuple[int, int, Completion]]:
+        """vLLM schedules the whole queue itself; its results are yielded when the call returns."""
+        if config.stop_regex:
+            raise UserError("backend 'vllm': stop_regex is not supported; use plain stop strings")
+        for i, completions in enumerate(self.generate(prompts, config, progress)):
+            for k, completion in enumerate(completions):
+                yield i, k, completion
 
 
 def make_generator(backend: str, model: Any, tokenizer: Any) -> Generator:

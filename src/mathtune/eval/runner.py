@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from mathtune.answers import grade_detailed
 from mathtune.answers.external import GRADERS, external_verdicts
@@ -12,17 +12,35 @@ from mathtune.config import EvalConfig, FormatConfig
 from mathtune.data.formats import build_prompt
 from mathtune.eval.diagnostics import aggregate, diagnose
 from mathtune.eval.metrics import accuracy_ci, maj_at_k, mean_pass_at_k
-from mathtune.runs import atomic_write_json
+from mathtune.runs import atomic_write_json, atomic_write_text
 
 SAMPLES_FILE = "samples.jsonl"
 SUMMARY_FILE = "summary.json"
-CHUNK_BATCHES = 4  # prompts per append = batch_size * CHUNK_BATCHES: small enough to lose little on a kill
+ZERO_SHOT_STOP = ["Question:", "Q:"]  # a model that starts a new question has finished answering this one
+FINAL_LINE = r"####[^\n]*\d[^\n]*\n"  # a completed `#### N` line: stop there (stop_after_answer)
 
 
-def generation_config(cfg: EvalConfig):
-    """The generator's settings from the recipe's `eval:` block."""
+def prompt_builder(fmt: FormatConfig, cfg: EvalConfig, tokenizer) -> Callable[[str], str]:
+    """question -> prompt: the recipe's format (chat template...) or, with `fewshot`, the prompt set's plain text."""
+    if not cfg.fewshot:
+        return lambda question: build_prompt(question, fmt, tokenizer)
+    from mathtune.data.fewshot import get_prompt_set
+
+    prompt_set = get_prompt_set(cfg.fewshot_set, cfg.bench)
+    prompt_set.prompt("", cfg.fewshot)  # a K larger than the set fails here, before any model work
+    return lambda question: prompt_set.prompt(question, cfg.fewshot)
+
+
+def generation_config(cfg: EvalConfig, fmt: FormatConfig | None = None):
+    """The generator's settings from the recipe's `eval:` block (stops from the prompt set or the format)."""
     from mathtune.eval.generate import GenerationConfig
 
+    stop = cfg.stop
+    if stop is None and cfg.fewshot:
+        from mathtune.data.fewshot import get_prompt_set
+
+        stop = list(get_prompt_set(cfg.fewshot_set, cfg.bench).stop)
+    hash_marker = fmt is None or fmt.answer_marker == "hash"
     return GenerationConfig(
         max_new_tokens=cfg.max_new_tokens,
         temperature=cfg.temperature,
@@ -30,6 +48,8 @@ def generation_config(cfg: EvalConfig):
         n=cfg.samples,
         seed=cfg.seed,
         batch_size=cfg.batch_size,
+        stop=list(ZERO_SHOT_STOP if stop is None else stop),
+        stop_regex=[FINAL_LINE] if cfg.stop_after_answer and hash_marker else [],
     )
 
 
@@ -73,29 +93,39 @@ def score(index: int, sample: int, row: dict, prompt: str, completion, bench: st
 def evaluate(
     model, tokenizer, rows: list[dict], fmt: FormatConfig, cfg: EvalConfig, out_dir: Path, generator=None
 ) -> dict:
-    """Run (or finish) an evaluation into `out_dir`; samples already in its JSONL are kept, not redone."""
+    """Run (or finish) an evaluation into `out_dir`; samples already in its JSONL are kept, not redone.
+
+    Completions stream in as they finish and each is graded and appended at once, so a kill loses only what was
+    being generated. A problem counts as done when all its samples are on disk; a partly written problem is redone
+    whole (sampling is seeded per seed, sample and prompt, so it redraws the same completions). The file is sorted
+    by (problem, sample) at the end, so a resumed run leaves the same file as an uninterrupted one.
+    """
     from mathtune.eval.generate import make_generator
 
     rows = rows[: cfg.limit] if cfg.limit else rows
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / SAMPLES_FILE
+    build = prompt_builder(fmt, cfg, tokenizer)
+    gen_cfg = generation_config(cfg, fmt)
     done = read_samples(path)
-    path.write_text("".join(json.dumps(r) + "\n" for r in done))  # rewrite without a torn tail
-    finished = {r["index"] for r in done}
+    counts: dict[int, int] = {}
+    for r in done:
+        counts[r["index"]] = counts.get(r["index"], 0) + 1
+    finished = {i for i, c in counts.items() if c >= cfg.samples}
+    done = [r for r in done if r["index"] in finished]
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in done))  # without a torn tail or partial problems
     todo = [i for i in range(len(rows)) if i not in finished]
-    generator = generator or make_generator(cfg.backend, model, tokenizer)
-    gen_cfg = generation_config(cfg)
-    step = cfg.batch_size * CHUNK_BATCHES
-    with path.open("a") as fh:
-        for start in range(0, len(todo), step):
-            chunk = todo[start : start + step]
-            prompts = [build_prompt(rows[i]["question"], fmt, tokenizer) for i in chunk]
-            outputs = generator.generate(prompts, gen_cfg)
-            for i, prompt, completions in zip(chunk, prompts, outputs):
-                for s, completion in enumerate(completions):
-                    fh.write(json.dumps(score(i, s, rows[i], prompt, completion, cfg.bench)) + "\n")
-            fh.flush()
-    summary = summarize(read_samples(path), cfg.samples)
+    if todo:
+        generator = generator or make_generator(cfg.backend, model, tokenizer)
+        prompts = [build(rows[i]["question"]) for i in todo]
+        with path.open("a", encoding="utf-8") as fh:
+            for j, s, completion in generator.stream(prompts, gen_cfg):
+                i = todo[j]
+                fh.write(json.dumps(score(i, s, rows[i], prompts[j], completion, cfg.bench)) + "\n")
+                fh.flush()
+    records = sorted(read_samples(path), key=lambda r: (r["index"], r["sample"]))
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
+    summary = summarize(records, cfg.samples)
     atomic_write_json(out_dir / SUMMARY_FILE, summary)
     return summary
 

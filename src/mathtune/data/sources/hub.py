@@ -138,10 +138,18 @@ def _pick(record: dict, keys: tuple[str, ...]) -> dict:
 
 
 class GSM8KOptions(HubOptions):
-    """Options of the `gsm8k` source."""
+    """Options of the `gsm8k` source: the copy shipped in the package unless `path` or `hub: true` says otherwise."""
 
     split: Literal["train", "test"]
     config: Literal["main", "socratic"] = "main"
+    hub: bool = False  # load openai/gsm8k from the hub instead of the shipped copy (needed for `socratic`)
+
+
+def packaged_gsm8k(split: str) -> Path:
+    """The GSM8K split shipped inside mathtune (MIT; `mathtune/data/gsm8k/`, identical to openai/gsm8k `main`)."""
+    from importlib.resources import files
+
+    return Path(str(files("mathtune.data") / "gsm8k" / f"{split}.jsonl"))
 
 
 def _gsm8k_row(r: dict) -> dict:
@@ -154,6 +162,11 @@ def _gsm8k_row(r: dict) -> dict:
 @register_source("gsm8k", GSM8KOptions)
 def load_gsm8k(opts: GSM8KOptions) -> list[dict]:
     """GSM8K (openai/gsm8k): answer after `####`, solution without the `<<a*b=c>>` calculator notes."""
+    if opts.path is None and not opts.hub:
+        if opts.config != "main":
+            raise DataError(f"gsm8k: config {opts.config!r} is not shipped with mathtune; set `hub: true` or `path`")
+        packaged = packaged_gsm8k(opts.split)
+        return map_records(read_records(packaged), _gsm8k_row, str(packaged))
     return _load("openai/gsm8k", opts.config, opts, _gsm8k_row)
 
 
