@@ -10,9 +10,9 @@ from fractions import Fraction
 
 import pytest
 
-from mathtune.answers import grade_detailed, is_equiv
+from mathtune.answers import grade_detailed, is_equiv, symbolic
 from mathtune.answers.equiv import EquivResult, check
-from mathtune.answers.numeric import numbers_match, to_number
+from mathtune.answers.numeric import numbers_match, read_number, to_number
 
 # Parsing succeeds; sympy then tries to simplify a billion-degree rational function and never returns.
 PATHOLOGICAL = r"\frac{x^{999999999}}{x^{999999998}+1}"
@@ -30,6 +30,11 @@ PATHOLOGICAL = r"\frac{x^{999999999}}{x^{999999998}+1}"
         ("5 cm", Fraction(5)),
         ("42 (apples)", Fraction(42)),
         ("x = 3", Fraction(3)),
+        ("3 + 5 = 8", Fraction(8)),
+        ("2x = 6", None),  # an equation that does not state a value
+        ("5x - 7y + 11z + 4 = 0", None),
+        ("-(1/3)", Fraction(-1, 3)),
+        (r"11,\! 111,\! 100", Fraction(11111100)),
         (r"\frac12", Fraction(1, 2)),
         (r"\dfrac{1}{2}", Fraction(1, 2)),
         (r"-\frac{3}{4}", Fraction(-3, 4)),
@@ -56,12 +61,51 @@ def test_to_number(text: str, value: Fraction | None) -> None:
     assert to_number(text) == value
 
 
-def test_tolerance_is_relative_1e4_and_integers_exact() -> None:
-    assert numbers_match(Fraction(1, 3), Fraction("0.33333"))
-    assert not numbers_match(Fraction(1, 3), Fraction("0.333"))
-    assert not numbers_match(Fraction(10**6), Fraction(10**6 + 1))  # 1e-6 apart, but integers
-    assert numbers_match(Fraction(0), Fraction(0))
-    assert not numbers_match(Fraction(0), Fraction("1e-9"))
+@pytest.mark.parametrize(
+    "pred, gold, equal",
+    [
+        ("1450099.5", "1,450,000", False),  # integer gold: exact only
+        ("1450000.5", "1450000", False),
+        ("18.4", "18", False),
+        ("18.0", "18", True),
+        ("1000001", "1000000", False),
+        ("3.14159", "3.1416", True),  # decimal gold: agree to its stated digits
+        ("3.14169", "3.1416", True),  # truncated to the gold's digits
+        ("3.15", "3.1416", False),
+        ("3.142", "3.1416", False),  # less precise than the gold
+        ("3.1417", "3.1416", False),
+        ("1/3", "0.33", True),
+        ("2.54", "2.5", False),  # a short decimal gold is exact
+        ("12.54", "12.5", False),
+        ("0.3333", "0.333", False),
+        ("0.3333", r"\frac13", True),  # exact fraction gold: a decimal of >= 4 significant digits
+        ("0.333", r"\frac13", False),
+        ("0.3", "1/3", False),
+        ("10/3", "3.3333333333333335", True),  # a program's float: float noise
+        ("3.3333", "3.3333333333333335", True),
+        ("3.33", "3.3333333333333335", False),
+        ("4.3333", "3.3333333333333335", False),  # off by one is never accepted
+        ("1450001.3333", "1450000.3333333333", False),
+        ("1450000.3333", "1450000.3333333333", True),
+        ("1450000", "1450000.3333333333", False),
+        ("6", "5.999999999999999", True),
+        ("0", "0", True),
+        ("1e-9", "0", False),
+    ],
+)
+def test_numbers_match_to_the_golds_precision(pred: str, gold: str, equal: bool) -> None:
+    a, b = read_number(pred), read_number(gold)
+    assert a is not None and b is not None
+    assert numbers_match(a, b) is equal
+
+
+@pytest.mark.parametrize(
+    "text, decimals",
+    [("3.50", 2), ("18.0", 1), ("18", None), ("1/3", None), (r"\frac{1}{2}", None), ("1.5e3", None), ("1,000.25", 2)],
+)
+def test_read_number_keeps_how_it_was_written(text: str, decimals: int | None) -> None:
+    number = read_number(text)
+    assert number is not None and number.decimals == decimals
 
 
 @pytest.mark.parametrize(
@@ -120,6 +164,29 @@ def test_concurrent_threads_get_their_own_answers() -> None:
     for thread in threads:
         thread.join(timeout=60)
     assert results == [expected for _, _, expected in pairs]
+
+
+def test_each_concurrent_timeout_is_bounded_by_its_own_timeout() -> None:
+    # Issue 16: with one worker serving checks in turn, the 8th of 8 timing-out threads waited 8 timeouts.
+    n, timeout = 4, 1.5
+    symbolic.warm(n)  # n workers started and idle, so the clock below is the checks alone
+    for worker in list(symbolic._idle):
+        worker.wait_ready()
+    elapsed: list[float] = []
+    reasons: list[str] = []
+
+    def run() -> None:
+        start = time.perf_counter()
+        reasons.append(check(PATHOLOGICAL, "3", timeout=timeout).status)
+        elapsed.append(time.perf_counter() - start)
+
+    threads = [threading.Thread(target=run) for _ in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert reasons == ["timeout"] * n
+    assert max(elapsed) < timeout + 1.0, elapsed  # served in turn, the last would take n * timeout = 6 s
 
 
 def test_grader_imports_neither_torch_nor_math_verify_in_process() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mathtune.answers import GradeResult, grade, grade_detailed, parse_gold
+from mathtune.answers import GoldUnparseableError, GradeResult, grade, grade_detailed, parse_gold
 
 CASES_PATH = Path(__file__).parents[1] / "cases" / "grader_cases.yaml"
 CASES: list[dict[str, Any]] = yaml.safe_load(CASES_PATH.read_text(encoding="utf-8"))
@@ -20,7 +20,7 @@ def _case_id(index: int, case: dict[str, Any]) -> str:
 
 
 def test_case_table_shape() -> None:
-    assert len(CASES) >= 220
+    assert len(CASES) >= 400
     for case in CASES:
         assert set(case) <= {"completion", "gold", "bench", "expected", "note"}, case
         assert {"completion", "gold", "expected", "note"} <= set(case), case
@@ -46,7 +46,16 @@ def test_grader_case(case: dict[str, Any]) -> None:
         ("no marker", "gsm8k", None),
         (r"So $x = \frac{1}{2}$, hence \boxed{\frac{1}{2}}.", "math", r"\frac{1}{2}"),
         (r"first \boxed{1} then \boxed{\{1, 2\}}", "math", r"\{1, 2\}"),
-        ("no box", "math", None),
+        ("no box", "math", "no box"),  # a bare answer is accepted by every bench
+        ("42", "math", "42"),
+        ("We find $x = 5$ and that is it.", "math", None),  # a sentence, not an answer
+        ("18", "gsm8k", "18"),
+        ("2k", "auto", "2k"),  # letters after a number are not a unit here
+        ("Mrs. Hilt", "asdiv", "Mrs. Hilt"),
+        ("Yes", "asdiv", "Yes"),
+        ("5:45", "asdiv", "5:45"),
+        ("-(1/3)", "asdiv", "-(1/3)"),
+        (None, "auto", None),
         ("-12.0", "gsm-hard", "-12.0"),
         ("3.3333333333333335", "gsm-hard", "3.3333333333333335"),
         (3.3333333333333335, "gsm-hard", "3.3333333333333335"),
@@ -107,4 +116,18 @@ def test_grade_detailed_fields() -> None:
 def test_grade_is_a_plain_bool() -> None:
     assert grade("The answer is 18.", "#### 18") is True
     assert grade("The answer is 17.", "#### 18") is False
-    assert grade("The answer is 18.", "", bench="plain") is False  # unparseable gold is never right
+
+
+@pytest.mark.parametrize("gold, bench", [("", "plain"), ("no marker at all", "gsm8k"), (None, "auto"), (float("nan"), "gsm-hard")])
+def test_grade_raises_on_an_unreadable_gold(gold: object, bench: str) -> None:
+    # grade() promises a bool; an unreadable gold is neither, so it says so instead of returning a silent False.
+    with pytest.raises(GoldUnparseableError, match=f"bench={bench!r}"):
+        grade("The answer is 18.", gold, bench=bench)  # type: ignore[arg-type]
+    assert grade_detailed("The answer is 18.", gold, bench).correct is None  # type: ignore[arg-type]
+    assert issubclass(GoldUnparseableError, ValueError)
+
+
+@pytest.mark.parametrize("completion", [None, 18, b"The answer is 18."])
+def test_grade_rejects_a_completion_that_is_not_text(completion: object) -> None:
+    with pytest.raises(TypeError, match="completion must be a str"):
+        grade(completion, "18")  # type: ignore[arg-type]

@@ -3,10 +3,11 @@
 from mathtune.answers.equiv import is_equiv
 from mathtune.answers.extract import Extraction, extract_answer, last_boxed, stated_answers
 from mathtune.answers.gold import parse_gold
-from mathtune.answers.grade import GradeResult, grade, grade_detailed
+from mathtune.answers.grade import GoldUnparseableError, GradeResult, grade, grade_detailed
 
 __all__ = [
     "Extraction",
+    "GoldUnparseableError",
     "GradeResult",
     "extract_answer",
     "grade",

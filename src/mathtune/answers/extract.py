@@ -31,8 +31,26 @@ _RESTATE_RE = re.compile(
 _NUMBER_RE = re.compile(
     r"[-\u2212]?(?:\d+(?:,\d{3}(?!\d))*(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d{1,4}(?!\d))?(?:/\d+(?!\d|\.\d))?"
 )
-_SENTENCE_END_RE = re.compile(r"[.!?;](?=\s|$)")
+# A sentence ends at . ! ? ; before a space, but not at LaTeX's `\!` (thin space, "11,\! 111") nor after an
+# abbreviation ("Mrs. Hilt", "5 a.m. sharp") or a decimal point.
+_SENTENCE_END_RE = re.compile(  # the mark first, then look back: lookbehinds up front would run at every position
+    r"[.!?;](?=\s|$)(?<!\\[.!?;])(?<!\bMr\.)(?<!\bMrs\.)(?<!\bMs\.)(?<!\bDr\.)(?<!\bSt\.)(?<!\bJr\.)"
+    r"(?<!\bSr\.)(?<!\bvs\.)(?<!\betc\.)(?<!\b[ap]\.m\.)"
+)
 _COMMA_RE = re.compile(r",(?=\s)")
+# After ", " a list goes on (another number, symbol or math, or "and X" closing it) and the phrase is not cut:
+# "3, 5, 7", "1, 2, and 3"; "18, and 18 + 2 = 20" is prose after the answer.
+_LIST_GOES_ON_RE = re.compile(
+    r",\s{1,4}(?:(?:and|or)\s{1,4}[^\s,]{1,24}\s*$|[-+\u2212$\\(\[{\d]|[A-Za-z](?=\s*(?:[,=)\]]|$)))"
+)
+# What a correction restates must look like an answer: "Wait, no, it's 5" yes; "Wait, that's correct" or
+# "No, it's not 20" are remarks, not answers.
+_ANSWERISH_RE = re.compile(r"[ \t*]*(?:\\?\$|\\[(\[]|\\[A-Za-z]|[-+\u2212]?\.?\d|[(\[{]|[A-Za-z]\s{0,2}(?:=|[.,]|$))")
+# "The answer is correct/wrong/not ..." judges an answer; it does not state one.
+_REMARK_RE = re.compile(
+    r"(?:not|correct|incorrect|right|wrong|indeed|confirmed|verified|consistent|reasonable|valid|invalid|"
+    r"clear|obvious|the\s+same|unchanged)\b", re.IGNORECASE
+)
 _CLAUSE_WORDS = (" because ", " since ", " which ", " so that ", " as it ")
 _MAX_STATEMENT = 300  # longest answer phrase kept after "the answer is"; real answers are far shorter
 
@@ -94,6 +112,14 @@ def last_boxed(text: str) -> str | None:
     return None
 
 
+def _closing(text: str, close: str, start: int, end: int) -> int:
+    """Index of the delimiter closing a math span, skipping escaped dollars (`$\\$18$`); -1 if none before `end`."""
+    at = text.find(close, start, end)
+    while at > 0 and close == "$" and text[at - 1] == "\\":
+        at = text.find(close, at + 1, end)
+    return at
+
+
 def _phrase(text: str, start: int) -> tuple[str, int]:
     """The answer phrase starting at `start`: up to the sentence end, math delimiters honoured."""
     while start < len(text) and text[start] in " \t*":
@@ -102,7 +128,7 @@ def _phrase(text: str, start: int) -> tuple[str, int]:
     end = min(len(text) if line_end < 0 else line_end, start + _MAX_STATEMENT)
     for open_, close in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
         if text.startswith(open_, start):
-            close_at = text.find(close, start + len(open_), end)
+            close_at = _closing(text, close, start + len(open_), end)
             if close_at > 0:
                 return text[start + len(open_) : close_at].strip(), close_at + len(close)
             break
@@ -111,9 +137,12 @@ def _phrase(text: str, start: int) -> tuple[str, int]:
     if stop:
         phrase = phrase[: stop.start()]
     for comma in _COMMA_RE.finditer(phrase):
-        # A comma ends the phrase only outside brackets, so tuples and intervals "(1, 2)" stay whole.
+        # A comma ends the phrase only outside brackets, so tuples and intervals "(1, 2)" stay whole, and only
+        # where prose follows, so a list "3, 5, 7" stays whole too.
         head = phrase[: comma.start()]
         if sum(head.count(c) for c in "([{") <= sum(head.count(c) for c in ")]}"):
+            if _LIST_GOES_ON_RE.match(phrase, comma.start()):
+                continue
             phrase = head
             break
     for word in _CLAUSE_WORDS:
@@ -123,6 +152,12 @@ def _phrase(text: str, start: int) -> tuple[str, int]:
     return phrase.strip().strip("*").rstrip(".").strip(), start + len(phrase)
 
 
+def _skip_blank(text: str, i: int) -> int:
+    while i < len(text) and text[i] in " \t*:":
+        i += 1
+    return i
+
+
 def _statements(text: str) -> list[tuple[int, int, str, str]]:
     """Every explicit answer statement as (start, end, answer, rule), in order, nested ones deduplicated."""
     found = [(s, e, a, "boxed") for s, e, a in _boxes(text)]
@@ -130,12 +165,16 @@ def _statements(text: str) -> list[tuple[int, int, str, str]]:
         if _HASH_START_RE.match(m.group(1)):
             found.append((m.start(), m.end(), m.group(1).strip().rstrip("."), "hash"))
     for m in _ANSWER_IS_RE.finditer(text):
+        if _REMARK_RE.match(text, _skip_blank(text, m.end())):
+            continue
         phrase, end = _phrase(text, m.end())
         found.append((m.start(), end, phrase, "answer_is"))
     found.sort()
     first = found[0][0] if found else len(text)
     # A correction only counts once something was stated, so "no, it's 3+5" mid-derivation is not an answer.
     for m in _RESTATE_RE.finditer(text, first + 1):
+        if not _ANSWERISH_RE.match(text, m.end()) or _REMARK_RE.match(text, _skip_blank(text, m.end())):
+            continue
         phrase, end = _phrase(text, m.end())
         found.append((m.start(), end, phrase, "answer_is"))
     found.sort()

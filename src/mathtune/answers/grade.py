@@ -2,19 +2,23 @@ r"""Grade a completion against a gold answer: extract the final answer, parse th
 
 Rules
 -----
-1. Gold: `parse_gold(gold, bench)`. GSM8K's `#### N` tail, MATH's last `\boxed{}`, GSM-Hard's float target,
-   SVAMP/ASDiv's number with its unit dropped, or a bare answer as given; "auto" picks by content, so both a
-   whole GSM8K answer field and a bare "18" work. A gold that cannot be read grades as `None` ("gold_unparseable"),
-   never as right or wrong: count those apart.
+1. Gold: `parse_gold(gold, bench)`. Each bench's own format first (GSM8K's `#### N` tail, MATH's last `\boxed{}`,
+   GSM-Hard's float target, SVAMP/ASDiv's number with its unit dropped), then a bare answer as given ("42",
+   "x = 3", "Mrs. Hilt", "5:45") for every bench. A gold that cannot be read is never right or wrong:
+   `grade_detailed` returns `correct=None` ("gold_unparseable") so an evaluation counts it apart, and `grade`,
+   which promises a bool, raises `GoldUnparseableError` (a ValueError) naming the gold and bench.
 2. Prediction, in order of evidence: the last `\boxed{}`/`\fbox{}`; else the last `#### N`; else the last
    explicit statement ("the (final) answer is X", "answer: X", or a correction of one such as "Wait, no, it's 5";
    the last one stated counts, because the model's final word is its answer); else the last number in the text.
-   A box outranks any later prose, so "\boxed{4}. Wait, no, it's 5" grades 4. Nothing found: wrong ("no_answer").
-3. Equivalence: `is_equiv(pred, gold)`. Numbers are read exactly with commas, `$`, `%`, units, trailing `.0`,
-   `x =` prefixes, `\frac`, `a/b` and scientific notation understood; integers must be equal, other numbers
-   within a relative 1e-4. Non-numbers are compared as normalised text, then symbolically by math-verify
-   (intervals, tuples, sets, matrices, radicals, pi, expressions), with a hard timeout; a timeout grades wrong
-   and is reported as "timeout".
+   A box outranks any later prose, so "\boxed{4}. Wait, no, it's 5" grades 4. A remark is not a statement
+   ("Wait, that's correct", "No, it's not 20", "the answer is correct"). Nothing found: wrong ("no_answer").
+3. Equivalence: `is_equiv(pred, gold)`. Numbers are read exactly (commas, `$`, `%`, units, `\frac`, `a/b`,
+   scientific notation) and compared to the precision the gold is written with: an integer gold needs the exact
+   value, a decimal gold agreement to its stated digits, a program's float (GSM-Hard) its value up to float noise
+   or rounded to two or more decimals. Equations compare as equations: `x = 3` answers 3, `2x = 6` does not.
+   Other answers compare as normalised text (case folded only for prose words), then symbolically by math-verify
+   (intervals, tuples, sets, matrices, radicals, pi, expressions, equations), with a hard timeout; a timeout
+   grades wrong and is reported as "timeout".
 
 How this differs from lm-eval's GSM8K filters
 ---------------------------------------------
@@ -40,6 +44,10 @@ from mathtune.answers.extract import extract_answer
 from mathtune.answers.gold import parse_gold
 
 
+class GoldUnparseableError(ValueError):
+    """`grade()` was given a gold answer it cannot read; use `grade_detailed` to count such rows apart."""
+
+
 @dataclass(frozen=True)
 class GradeResult:
     """One graded completion: verdict (None when gold is unreadable), what was compared, and why."""
@@ -52,11 +60,17 @@ class GradeResult:
     method: str = ""  # equivalence path: "numeric" | "string" | "symbolic" | "empty"; "" when not compared
 
 
-def grade_detailed(completion: str, gold: str | float, bench: str = "auto", timeout: float = 5.0) -> GradeResult:
+def _check_text(completion: object) -> str:
+    if not isinstance(completion, str):
+        raise TypeError(f"completion must be a str (the model's text), got {type(completion).__name__}: {completion!r:.60}")
+    return completion
+
+
+def grade_detailed(
+    completion: str, gold: str | float | None, bench: str = "auto", timeout: float = 5.0
+) -> GradeResult:
     """Grade `completion` against a raw or bare `gold`, with the extracted answer and the reason."""
-    if not isinstance(completion, str):  # e.g. None from a failed generation: say which argument, not deep inside
-        raise TypeError(f"grade: completion must be the model's text (a str), got {type(completion).__name__}")
-    extraction = extract_answer(completion)
+    extraction = extract_answer(_check_text(completion))
     parsed = parse_gold(gold, bench)
     if parsed is None:
         return GradeResult(None, extraction.answer, None, extraction.rule, "gold_unparseable")
@@ -67,5 +81,11 @@ def grade_detailed(completion: str, gold: str | float, bench: str = "auto", time
 
 
 def grade(completion: str, gold: str | float, bench: str = "auto") -> bool:
-    """True if the completion's final answer equals the gold answer (an unreadable gold counts as False)."""
-    return grade_detailed(completion, gold, bench).correct is True
+    """True if the completion's final answer equals the gold; raises GoldUnparseableError if the gold is unreadable."""
+    result = grade_detailed(completion, gold, bench)
+    if result.correct is None:
+        raise GoldUnparseableError(
+            f"gold answer {gold!r:.80} cannot be read with bench={bench!r} (expected a bare answer or the bench's "
+            "own format, e.g. GSM8K's '#### N' or MATH's \\boxed{}); grade_detailed() returns correct=None for it"
+        )
+    return result.correct

@@ -2,7 +2,9 @@
 
 math-verify's own timeouts use SIGALRM, which raises inside threads and misbehaves in worker processes. Here they
 are switched off (`parsing_timeout=None`, `timeout_seconds=None`) and the parent enforces the timeout instead: it
-waits on the child's reply and, past the deadline, kills the child and starts a fresh one in the background.
+waits on the child's reply and, past the deadline, kills the child and starts a fresh one in the background, both
+off the caller's path so the call returns at its deadline. A small pool gives each concurrent caller its own
+worker, so eight threads that each hit a timeout all return after one timeout, not eight in a row.
 Backstops inside the child: a CPU-time rlimit of timeout + 5 s per check (so a worker orphaned by a crashed parent
 still dies) and a 4 GiB address-space limit (a runaway simplification raises MemoryError instead of eating the host).
 
@@ -117,48 +119,104 @@ class _Worker:
         self.proc.wait()
 
 
+_MAX_IDLE = 8  # idle workers kept warm (each holds sympy, ~60 MB RSS); more are started when more threads check at once
 _lock = threading.Lock()
-_worker: _Worker | None = None
+_idle: list[_Worker] = []
+_live: set[_Worker] = set()  # every worker started and not yet killed, so shutdown() stops them all
+
+
+def _spawn() -> _Worker:
+    worker = _Worker()
+    with _lock:
+        _live.add(worker)
+    return worker
+
+
+def _retire(worker: _Worker) -> None:
+    """Kill a worker off the caller's path (reaping a child that holds gigabytes can take a while)."""
+    with _lock:
+        _live.discard(worker)
+    threading.Thread(target=worker.kill, daemon=True).start()
+
+
+def _refill() -> None:
+    """Start a replacement worker in the background, so the next check finds one ready."""
+
+    def start() -> None:
+        worker = _spawn()
+        with _lock:
+            if len(_idle) < _MAX_IDLE:
+                _idle.append(worker)
+                return
+        _retire(worker)
+
+    threading.Thread(target=start, daemon=True).start()
+
+
+def _checkout() -> _Worker:
+    """An idle worker, else a new one: each concurrent caller gets its own, so no check waits behind another."""
+    with _lock:
+        worker = _idle.pop() if _idle else None
+    return worker if worker is not None else _spawn()
+
+
+def _checkin(worker: _Worker) -> None:
+    with _lock:
+        if len(_idle) < _MAX_IDLE:
+            _idle.append(worker)
+            return
+    _retire(worker)
+
+
+def warm(n: int = 1) -> None:
+    """Have at least `n` workers started and idle (ready in the background), e.g. before `n` threads grade at once."""
+    with _lock:
+        missing = max(0, min(n, _MAX_IDLE) - len(_idle))
+    for _ in range(missing):
+        worker = _spawn()
+        with _lock:
+            _idle.append(worker)
 
 
 def check(gold: str, pred: str, timeout: float = 5.0) -> tuple[str, str]:
-    """math-verify's verify(parse(gold), parse(pred)) in the worker: ("match"|"mismatch"|"timeout"|"error", detail).
+    """math-verify's verify(parse(gold), parse(pred)) in a worker: ("match"|"mismatch"|"timeout"|"error", detail).
 
-    Checks from many threads are serialised on the one worker; each gets its full `timeout` once it is sent.
+    Each call has a worker to itself (a pool: idle ones are reused, more are started under concurrency), so its
+    wall time is bounded by its own `timeout`, whatever other threads are checking; a worker that has to be started
+    first adds its import time once (about a second), which is not counted against the check.
     """
-    global _worker
     if not timeout or timeout <= 0:
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
-    with _lock:
-        if _worker is None:
-            _worker = _Worker()
-        try:
-            _worker.wait_ready()
-        except RuntimeError:
-            _worker = None
-            raise
-        status, detail = _worker.ask(gold, pred, timeout)
-        if status == "timeout" or _worker.proc.poll() is not None:
-            _worker.kill()
-            # The replacement imports math-verify in the background while the caller goes on with other work.
-            _worker = _Worker()
-        return status, detail
+    worker = _checkout()
+    try:
+        worker.wait_ready()
+    except RuntimeError:
+        _retire(worker)
+        raise
+    status, detail = worker.ask(gold, pred, timeout)
+    if status == "timeout" or worker.proc.poll() is not None:
+        _retire(worker)
+        _refill()
+    else:
+        _checkin(worker)
+    return status, detail
 
 
 @atexit.register
 def shutdown() -> None:
-    """Stop the worker now (it also exits on its own when this process ends)."""
-    global _worker
-    # No lock: at exit a daemon thread may still hold it while it waits on a check.
-    worker, _worker = _worker, None
-    if worker is not None:
+    """Stop every worker now (they also exit on their own when this process ends)."""
+    # No lock: at exit a daemon thread may still hold it.
+    workers = list(_live)
+    _live.clear()
+    _idle.clear()
+    for worker in workers:
         worker.kill()
 
 
 def _forget_after_fork() -> None:
-    # A forked child must not talk to (or kill) its parent's worker, nor wait on a lock another thread held.
-    global _lock, _worker
-    _lock, _worker = threading.Lock(), None
+    # A forked child must not talk to (or kill) its parent's workers, nor wait on a lock another thread held.
+    global _lock, _idle, _live
+    _lock, _idle, _live = threading.Lock(), [], set()
 
 
 if hasattr(os, "register_at_fork"):

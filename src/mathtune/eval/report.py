@@ -17,6 +17,11 @@ ROWS = [  # (label, key in summary, format)
     ("truncated (hit max tokens)", "truncation_rate", "pct"),
     ("tokens per completion", "mean_tokens", "float"),
 ]
+GRADER_LABELS = {  # accuracy_by_grader key -> row label; the field's graders beside mathtune's own
+    "strict": "accuracy, lm-eval strict-match",
+    "flexible": "accuracy, lm-eval flexible-extract",
+    "math_verify": "accuracy, math-verify",
+}
 DIAG_ROWS = [  # (label, key in summary["diagnostics"], format)
     ("doubt markers per 1k tokens", "mean_doubt_per_1k_tokens", "float"),
     ("repeated 3-gram ratio", "mean_repeated_3gram_ratio", "float"),
@@ -43,12 +48,32 @@ def _cell(summary: dict, key: str | None, kind: str) -> str:
     return _fmt(summary.get(key), kind)
 
 
+def _grader_cell(summary: dict, grader: str) -> str:
+    acc = summary.get("accuracy_by_grader", {}).get(grader, {})
+    if "accuracy" not in acc:
+        return "n/a"
+    return f"{100 * acc['accuracy']:.1f}% [{100 * acc['accuracy_low']:.1f}%, {100 * acc['accuracy_high']:.1f}%]"
+
+
+def grader_rows(results: dict[str, dict]) -> list[str]:
+    """One row per external grader present in any summary: accuracy with its 95% interval, beside mathtune's."""
+    names = list(results)
+    present = {g for s in results.values() for g in s.get("accuracy_by_grader", {})}
+    return [
+        f"| {label} | " + " | ".join(_grader_cell(results[n], grader) for n in names) + " |"
+        for grader, label in GRADER_LABELS.items()
+        if grader in present
+    ]
+
+
 def results_table(results: dict[str, dict]) -> str:
     """Markdown table with one column per evaluated model (baseline, tuned, ...)."""
     names = list(results)
     lines = ["| metric | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     for label, key, kind in ROWS:
         lines.append(f"| {label} | " + " | ".join(_cell(results[n], key, kind) for n in names) + " |")
+        if kind == "ci":  # the field's graders right under mathtune's accuracy, so they read side by side
+            lines += grader_rows(results)
     for label, key, kind in DIAG_ROWS:
         cells = [_fmt(results[n].get("diagnostics", {}).get(key), kind) for n in names]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")

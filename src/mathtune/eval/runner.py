@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from mathtune.answers import grade_detailed
+from mathtune.answers.external import GRADERS, external_verdicts
 from mathtune.config import EvalConfig, FormatConfig
 from mathtune.data.formats import build_prompt
 from mathtune.eval.diagnostics import aggregate, diagnose
@@ -26,6 +27,15 @@ def prompt_builder(fmt: FormatConfig, cfg: EvalConfig, tokenizer) -> Callable[[s
     prompt_set = get_prompt_set(cfg.fewshot_set, cfg.bench)
     prompt_set.prompt("", cfg.fewshot)  # a K larger than the set fails here, before any model work
     return lambda question: prompt_set.prompt(question, cfg.fewshot)
+
+
+def strict_pattern(cfg: EvalConfig) -> str | None:
+    """lm-eval's strict-match regex of the few-shot prompt set in use (None: GSM8K's `#### N`)."""
+    if not cfg.fewshot:
+        return None
+    from mathtune.data.fewshot import get_prompt_set
+
+    return get_prompt_set(cfg.fewshot_set, cfg.bench).strict_pattern
 
 
 def generation_config(cfg: EvalConfig, fmt: FormatConfig | None = None):
@@ -50,8 +60,10 @@ def generation_config(cfg: EvalConfig, fmt: FormatConfig | None = None):
     )
 
 
-def score(index: int, sample: int, row: dict, prompt: str, completion, bench: str) -> dict:
-    """One per-sample record: what was asked, what came back, how it was graded, and its diagnostics."""
+def score(index: int, sample: int, row: dict, prompt: str, completion, bench: str,
+          strict_pattern: str | None = None) -> dict:
+    """One per-sample record: what was asked, what came back, how it was graded (mathtune and the field's graders
+    under `graders`), and its diagnostics."""
     result = grade_detailed(completion.text, row["answer"], bench)
     return {
         "index": index,
@@ -60,10 +72,13 @@ def score(index: int, sample: int, row: dict, prompt: str, completion, bench: st
         "prompt": prompt,
         "completion": completion.text,
         "gold": result.gold,
+        "gold_raw": row["answer"],  # the dataset's field as given, so `mathtune regrade` can re-read it exactly
+        "bench": bench,
         "extracted": result.extracted,
         "correct": result.correct,
         "rule": result.rule,
         "reason": result.reason,
+        "graders": external_verdicts(completion.text, row["answer"], bench, strict_pattern=strict_pattern),
         "num_tokens": completion.num_tokens,
         "truncated": completion.truncated,
         "diagnostics": diagnose(completion.text, num_tokens=completion.num_tokens, gold=result.gold),
@@ -98,10 +113,12 @@ def evaluate(
     if todo:
         generator = generator or make_generator(cfg.backend, model, tokenizer)
         prompts = [build(rows[i]["question"]) for i in todo]
+        pattern = strict_pattern(cfg)
         with path.open("a", encoding="utf-8") as fh:
             for j, s, completion in generator.stream(prompts, gen_cfg):
                 i = todo[j]
-                fh.write(json.dumps(score(i, s, rows[i], prompts[j], completion, cfg.bench)) + "\n")
+                record = score(i, s, rows[i], prompts[j], completion, cfg.bench, pattern)
+                fh.write(json.dumps(record) + "\n")
                 fh.flush()
     records = sorted(read_samples(path), key=lambda r: (r["index"], r["sample"]))
     atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
@@ -120,6 +137,7 @@ def summarize(records: list[dict], samples: int) -> dict[str, Any]:
     if graded:
         ci = accuracy_ci(graded)
         out.update(accuracy=ci.value, accuracy_low=ci.low, accuracy_high=ci.high)
+    out["accuracy_by_grader"] = accuracy_by_grader(first)
     out.update(completion_rates(records))  # over every completion, as compare and the plots read them
     out["diagnostics"] = aggregate([r["diagnostics"] for r in records])
     if samples > 1:
@@ -136,4 +154,25 @@ def summarize(records: list[dict], samples: int) -> dict[str, Any]:
             )
             k *= 2
     return out
+
+
+def accuracy_by_grader(records: list[dict]) -> dict[str, dict[str, float | int]]:
+    """Accuracy and 95% Wilson interval per grader ("mathtune", then "strict", "flexible", "math_verify" where the
+    records carry them), each over the records that grader could judge."""
+    # A regraded file keeps mathtune's own verdict under graders["mathtune"] when `correct` holds another grader's.
+    mine = [r.get("graders", {}).get("mathtune", r["correct"]) for r in records]
+    verdicts: dict[str, list[bool]] = {"mathtune": [v for v in mine if v is not None]}
+    for name in GRADERS:
+        judged = [r["graders"][name] for r in records if r.get("graders", {}).get(name) is not None]
+        if judged or any(name in r.get("graders", {}) for r in records):
+            verdicts[name] = judged
+    out: dict[str, dict[str, float | int]] = {}
+    for name, flags in verdicts.items():
+        if flags:
+            ci = accuracy_ci(flags)
+            out[name] = {"accuracy": ci.value, "accuracy_low": ci.low, "accuracy_high": ci.high, "n_graded": ci.n}
+        else:
+            out[name] = {"n_graded": 0}
+    return out
+
 
