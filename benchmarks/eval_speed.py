@@ -124,6 +124,7 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--batch-sizes", default="64,32,128", help="new-path batch sizes; the first is the default")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--bf16", action="store_true", help="also run the new path with eval.precision bf16")
     parser.add_argument("--profile", type=int, default=0, help="profile the new path at this batch size and exit")
     parser.add_argument("--no-write", action="store_true", help="print only, leave the results files alone")
     args = parser.parse_args()
@@ -166,6 +167,17 @@ def main() -> None:
                                              args.prompts, 1))
         ways.append({"way": f"(c) new: one streamed queue, batch {b}, batched attention", "prompts": args.prompts,
                      "batch_size": b, "completions": [c[0] for c in out], "seconds": seconds})
+    if args.bf16:  # eval.precision: bf16, opt-in: the same streamed queue on a bf16 copy of the model
+        import copy
+
+        bf16 = HFGenerator(copy.deepcopy(model).to(torch.bfloat16), tokenizer)
+        b = int(args.batch_sizes.split(",")[0])
+        cfg = GenerationConfig(max_new_tokens=args.max_new_tokens, batch_size=b)
+        out, seconds = timed(lambda: collect(bf16.stream(prompts[: args.prompts], cfg, progress=False),
+                                             args.prompts, 1))
+        ways.append({"way": f"(c) new, eval.precision bf16, batch {b}", "prompts": args.prompts, "batch_size": b,
+                     "completions": [c[0] for c in out], "seconds": seconds})
+        del bf16
     rest, t_second = timed(lambda: unbatched(model, tokenizer, ref_prompts[half:], args.max_new_tokens, eos))
     base += rest
     llama = llama_cpp_row(ref_prompts, args.max_new_tokens)
@@ -184,7 +196,7 @@ def main() -> None:
         rate = tokens / w["seconds"]
         table.append({**w, "tokens": tokens, "tokens_per_s": rate, "speedup_vs_unbatched": rate / unbatched_rate,
                       "identical_completions": same / len(ref), "identical_verdicts": verdicts / len(ref)})
-    new = next(w for w in table if w["way"].startswith("(c)"))
+    new = next(w for w in table if w["way"].startswith("(c)"))  # the first: mathtune eval's defaults
     command = "python benchmarks/eval_speed.py " + shlex.join(sys.argv[1:])
     result = {
         "command": command, "machine": machine(), "load_average_before": load_before[0],

@@ -76,6 +76,9 @@ class EvalConfig(Strict):
     # stop after a completed final-answer line (`#### N`, answer_marker hash), so the first answer given is graded
     stop_after_answer: bool = True
     merge_adapter: bool = True  # fold a LoRA adapter into the weights before generating (same outputs, faster)
+    # opt-in: generate in bf16 (the model is cast in place). Faster on CPUs with AMX/AVX512-BF16, but greedy
+    # completions then differ from fp32 ones (measured: benchmarks/results/eval_speed.md); fp32 stays the default
+    precision: Literal["fp32", "bf16"] = "fp32"
 
 
 class DataConfig(Strict):

@@ -7,12 +7,12 @@ import json
 
 import pytest
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
 from mathtune.config import EvalConfig, FormatConfig
 from mathtune.eval.generate import GenerationConfig, HFGenerator
 from mathtune.eval.runner import SAMPLES_FILE, evaluate
+from support.tiny import tiny_model, tiny_tokenizer
 
 ROWS = [{"question": f"What is {a} + {b}?", "answer": str(a + b)} for a, b in
         [(1, 2), (30, 4), (5, 5), (12, 19), (7, 0), (2, 2), (40, 1), (9, 8), (3, 33), (11, 11)]]
@@ -21,21 +21,15 @@ FMT = FormatConfig(template="instruction")
 
 @pytest.fixture(scope="module")
 def tokenizer() -> PreTrainedTokenizerFast:
-    vocab = {"<pad>": 0, "<eos>": 1, "<unk>": 2, **{chr(c): c - 29 for c in range(32, 127)}}
-    vocab["\n"] = 98
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Split("", "isolated")
-    tok.decoder = decoders.Fuse()
-    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>", unk_token="<unk>")
+    return tiny_tokenizer()
 
 
 @pytest.fixture(scope="module")
 def model() -> LlamaForCausalLM:
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                         num_key_value_heads=2, intermediate_size=64, initializer_range=0.5, eos_token_id=1,
-                         pad_token_id=None, bos_token_id=None)
-    return LlamaForCausalLM(config).eval()
+    model = tiny_model()
+    for p in model.parameters():  # a wide init gives varied tokens (a default-init random model repeats one token)
+        torch.nn.init.normal_(p, std=0.5)
+    return model.eval()
 
 
 def test_stream_yields_every_prompt_and_sample_exactly_once(model, tokenizer):

@@ -111,6 +111,10 @@ def evaluate(
     atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in done))  # without a torn tail or partial problems
     todo = [i for i in range(len(rows)) if i not in finished]
     if todo:
+        if cfg.precision == "bf16" and generator is None and cfg.backend == "hf":
+            import torch
+
+            model = model.to(torch.bfloat16)
         generator = generator or make_generator(cfg.backend, model, tokenizer)
         prompts = [build(rows[i]["question"]) for i in todo]
         pattern = strict_pattern(cfg)
