@@ -120,6 +120,16 @@ def write_run_info(path: Path, recipe_yaml: str, seed: int, command: str) -> Non
     atomic_write_json(path / RUN_MARKER, info)
 
 
+def update_run_info(path: Path, **fields: Any) -> None:
+    """Add `fields` to the run's run.json (merging one level into dict values); nothing when there is no run.json."""
+    info = read_json(path / RUN_MARKER)
+    if info is None:
+        return
+    for key, value in fields.items():
+        info[key] = {**info[key], **value} if isinstance(value, dict) and isinstance(info.get(key), dict) else value
+    atomic_write_json(path / RUN_MARKER, info)
+
+
 def default_run_dir(base: Path, name: str) -> Path:
     """A new, timestamped folder under `base` for a run called `name`."""
     return base / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"

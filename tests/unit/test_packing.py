@@ -82,7 +82,7 @@ def recipe(**speed) -> Recipe:
         "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
         "trainer": {"max_steps": 3, "per_device_train_batch_size": 6, "save_strategy": "no", "logging_steps": 1,
                     "disable_tqdm": True, "learning_rate": 1e-2},
-        "speed": speed,
+        "speed": {"precision": "fp32", **speed},  # exact comparisons: the same precision on every machine
     })
 
 
@@ -128,3 +128,32 @@ def test_speed_block_is_a_checked_recipe_option():
     with pytest.raises(UserError, match="speed.threads"):
         load_recipe(None, ["speed.threads=0"])
     assert load_recipe(None, ["speed.compact_lm_head=false"]).speed.compact_lm_head is False
+
+
+def test_bf16_training_autocasts_and_stays_near_the_fp32_loss_curve(tiny_checkpoint, tmp_path):
+    tok = load_tokenizer(str(tiny_checkpoint))
+    ds = Dataset.from_list(to_prompt_completion(ROWS, recipe().format, tok))
+    curves = {}
+    for precision in ("fp32", "bf16"):  # bf16 forced: emulated where the CPU lacks it, still quick on a tiny model
+        _, history = train_sft(recipe(precision=precision), load_model(str(tiny_checkpoint)), tok, ds, None,
+                               tmp_path / precision, False)
+        curves[precision] = [h["loss"] for h in history if "loss" in h]
+    assert curves["fp32"] != curves["bf16"], "bf16 autocast must be in effect on the fast path"
+    for l32, l16 in zip(curves["fp32"], curves["bf16"]):
+        assert abs(l16 - l32) <= 0.02 * abs(l32)
+
+
+def test_fast_path_runs_the_body_and_head_under_autocast(tiny_checkpoint, tmp_path):
+    tok = load_tokenizer(str(tiny_checkpoint))
+    ds = Dataset.from_list(to_prompt_completion(ROWS, recipe().format, tok))
+    trainer = build_trainer(recipe(precision="bf16"), load_model(str(tiny_checkpoint)), tok, ds, None, tmp_path)
+    assert trainer.args.bf16 and not trainer.args.gradient_checkpointing
+    assert trainer.mathtune_precision["dtype"] == "bf16"
+    seen = []
+    head = trainer.model.get_base_model().lm_head
+    handle = head.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    trainer.model.train()
+    batch = next(iter(trainer.get_train_dataloader()))
+    loss = trainer.compute_loss(trainer.model, dict(batch))
+    handle.remove()
+    assert seen == [torch.bfloat16] and loss.dtype == torch.float32, "bf16 head matmul, fp32 loss"

@@ -12,14 +12,14 @@ from mathtune.cli.common import DebugOpt, guarded, mathtune_home
 from mathtune.errors import UserError
 
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks: measured speed, written to a results file.")
-DEFAULT_DATA = Path("/work/shared/data/gsm8k")
 DEFAULT_RESULTS = Path("benchmarks/results/train_speed.md")
 
 
 @bench_app.command("train")
 def train_speed(
     model: str = typer.Option("default", "--model", help="Hub id, local folder, or 'default'"),
-    data: Path = typer.Option(DEFAULT_DATA, "--data", help="GSM8K train copy: a folder with train.jsonl, or a .jsonl"),
+    data: Optional[Path] = typer.Option(
+        None, "--data", help="GSM8K train copy: a folder with train.jsonl, or a .jsonl (default: the packaged copy)"),
     steps: int = typer.Option(8, "--steps", min=1, help="Optimizer steps per way"),
     defaults_steps: Optional[int] = typer.Option(
         None, "--defaults-steps", min=1, help="Steps for (a) TRL defaults, which is very slow on CPUs without bf16"),
@@ -28,12 +28,13 @@ def train_speed(
     max_length: int = typer.Option(512, "--max-length", min=16),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch threads (default: torch's)"),
     repeat: int = typer.Option(1, "--repeat", min=1, help="Run (b) and (c) this many times, alternating"),
-    way: Optional[List[str]] = typer.Option(None, "--way", help="Only these ways: trl-defaults, trl-fp32, mathtune"),
+    way: Optional[List[str]] = typer.Option(
+        None, "--way", help="Only these ways: trl-defaults, trl-fp32, mathtune (precision auto), mathtune-fp32"),
     output: Path = typer.Option(DEFAULT_RESULTS, "--output", "-o", help="Results markdown (block between markers)"),
     no_write: bool = typer.Option(False, "--no-write", help="Print only"),
     debug: bool = DebugOpt,
 ):
-    """Tokens/s, peak memory and loss of (a) TRL defaults, (b) TRL fp32, (c) mathtune, same data/seed/steps."""
+    """Tokens/s, peak memory and loss of (a) TRL defaults, (b) TRL fp32, (c) mathtune auto, (d) mathtune fp32."""
 
     @guarded
     def body():
@@ -44,11 +45,15 @@ def train_speed(
         unknown = [w for w in ways if w not in WAYS]
         if unknown:
             raise UserError(f"--way {unknown[0]!r}: expected one of: {', '.join(WAYS)}")
-        if not data.exists():
-            raise UserError(f"--data {data}: not found (a folder holding train.jsonl, or a .jsonl file)")
-        rows = gsm8k_rows(data, steps * batch_size)
+        data_path = data or packaged_gsm8k_train()
+        if data_path is None:
+            raise UserError("--data: no GSM8K train copy is packaged with mathtune here; pass --data PATH "
+                            "(a folder holding train.jsonl, or a .jsonl file)")
+        if not data_path.exists():
+            raise UserError(f"--data {data_path}: not found (a folder holding train.jsonl, or a .jsonl file)")
+        rows = gsm8k_rows(data_path, steps * batch_size)
         if len(rows) < steps * batch_size:
-            raise UserError(f"--data {data}: {len(rows)} rows, need {steps * batch_size} for {steps} steps of {batch_size}")
+            raise UserError(f"--data {data_path}: {len(rows)} rows, need {steps * batch_size} for {steps} steps of {batch_size}")
         spec = BenchSpec(model_path=resolve_model(model, mathtune_home()), rows=rows, steps=steps,
                          batch_size=batch_size, max_length=max_length, threads=threads,
                          steps_by_way={"trl-defaults": defaults_steps} if defaults_steps else {},
@@ -61,6 +66,14 @@ def train_speed(
             typer.echo(f"written: {output}")
 
     body(debug=debug)
+
+
+def packaged_gsm8k_train() -> Path | None:
+    """GSM8K's train split as shipped inside the package (mathtune/data/gsm8k/train.jsonl), when it is there."""
+    from importlib import resources
+
+    path = Path(str(resources.files("mathtune") / "data" / "gsm8k" / "train.jsonl"))
+    return path if path.is_file() else None
 
 
 def register(app: typer.Typer) -> None:

@@ -15,7 +15,7 @@ TRL's own levers stay in `trainer:` (gradient_checkpointing, bf16, torch_compile
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -32,6 +32,9 @@ class SpeedConfig(Strict):
     # on GPU keeps a fraction of that (see the dry-run memory plan).
     compact_lm_head: bool | None = None
     threads: int | None = Field(None, gt=0)  # torch intra-op threads; None keeps torch's default (one per core)
+    # compute dtype on CPU: auto = bf16 autocast where the processor multiplies bf16 fast, else fp32
+    # (mathtune.precision.decide_precision); on CUDA auto keeps TRL's choice. `trainer.bf16` in a recipe wins.
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
 
 
 def apply_threads(speed: SpeedConfig) -> None:
@@ -93,10 +96,14 @@ def make_fast_trainer_class():
             base = unwrapped.get_base_model() if hasattr(unwrapped, "get_base_model") else unwrapped
             inputs = dict(inputs)
             labels = inputs.pop("labels")
-            hidden = base.model(**inputs, use_cache=False).last_hidden_state
             targets = labels[:, 1:]
             mask = targets != -100
-            logits = base.lm_head(hidden[:, :-1][mask])
+            # accelerate applies bf16 autocast by wrapping the model's forward, which this path bypasses: enter it
+            # here (a no-op in fp32). The residual stream stays fp32 (Llama adds bf16 block outputs to it); the head's
+            # logits come out of a bf16 matmul (fp32 accumulation) and the log-softmax and loss run in fp32.
+            with self.accelerator.autocast():
+                hidden = base.model(**inputs, use_cache=False).last_hidden_state
+                logits = base.lm_head(hidden[:, :-1][mask])
             loss_sum = F.cross_entropy(logits.float(), targets[mask], reduction="sum")
             # TRL's normaliser: tokens of the whole (accumulated) batch when the Trainer passes it, else this batch's
             count = mask.sum() if num_items_in_batch is None else num_items_in_batch

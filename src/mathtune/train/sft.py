@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 from typing import Any
 
 from mathtune.config import Recipe
 from mathtune.errors import UserError
-from mathtune.runs import save_adapter
+from mathtune.runs import save_adapter, update_run_info
 from mathtune.train.sft_config import SFT_DEFAULTS, check_sft_trainer
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 # transformers' `optim` names served by bitsandbytes (8-bit and paged optimizers): they need CUDA.
@@ -44,25 +47,42 @@ def check_device_levers(recipe: Recipe, cuda: bool) -> None:
                         "none is available here (use adamw_torch)")
 
 
-def trainer_args(recipe: Recipe, cuda: bool) -> dict[str, Any]:
+def training_precision(recipe: Recipe, cuda: bool) -> tuple[str, str]:
+    """The compute precision of training ('bf16' or 'fp32', 'fp16' on request) and why; `trainer.bf16/fp16` win."""
+    for key in ("bf16", "fp16"):
+        if recipe.trainer.get(key):
+            return key, f"trainer.{key}: true in the recipe"
+    if recipe.trainer.get("bf16") is False:
+        return "fp32", "trainer.bf16: false in the recipe"
+    from mathtune.precision import decide_precision
+
+    dtype, reason = decide_precision(recipe.speed.precision, "cuda" if cuda else "cpu")
+    return ("bf16" if "bfloat16" in str(dtype) else "fp32"), reason
+
+
+def trainer_args(recipe: Recipe, cuda: bool, precision: str | None = None) -> dict[str, Any]:
     """mathtune's defaults, the device's and then the recipe's `trainer:` block, as given to trl.SFTConfig."""
     args: dict[str, Any] = {**SFT_DEFAULTS, "seed": recipe.seed}
     if not cuda:
-        # TRL defaults to bf16 autocast and gradient checkpointing; on CPUs without native bf16 matmul (this
-        # project's reference machine multiplies bf16 15x slower than fp32: benchmarks/matmul_dtype.py) that
-        # makes a step take minutes. A recipe may still ask for either in its `trainer:` block.
-        args.update(use_cpu=True, bf16=False, gradient_checkpointing=False)
+        # bf16 autocast only where the processor multiplies bf16 fast (mathtune.precision): on CPUs without bf16
+        # instructions a bf16 matmul is 15-60x slower than fp32 (benchmarks/results/matmul_dtype.md). Gradient
+        # checkpointing (TRL's default) stays off: it recomputes every layer's forward, a third more compute, for
+        # memory a CPU host rarely lacks at these sizes; a recipe may still ask for it in `trainer:`.
+        precision = precision or training_precision(recipe, cuda)[0]
+        args.update(use_cpu=True, bf16=precision == "bf16", gradient_checkpointing=False)
+    elif recipe.speed.precision != "auto":  # on CUDA `auto` keeps TRL's choice; an explicit one is passed on
+        args["bf16"] = recipe.speed.precision == "bf16"
     return {**args, **recipe.trainer}
 
 
-def sft_config(recipe: Recipe, output_dir: Path, has_validation: bool):
+def sft_config(recipe: Recipe, output_dir: Path, has_validation: bool, precision: str | None = None):
     """Build trl.SFTConfig from mathtune's defaults, the recipe's seed and its `trainer:` block."""
     import torch
     from trl import SFTConfig
 
     check_trainer_keys(recipe.trainer)
     check_device_levers(recipe, torch.cuda.is_available())
-    args = {**trainer_args(recipe, torch.cuda.is_available()), "output_dir": str(output_dir)}
+    args = {**trainer_args(recipe, torch.cuda.is_available(), precision), "output_dir": str(output_dir)}
     if recipe.early_stopping_patience:
         if not has_validation:
             raise UserError("early_stopping_patience: needs validation rows; set data.validation_size > 0")
@@ -101,13 +121,17 @@ def last_complete_checkpoint(folder: Path) -> Path | None:
 
 def build_trainer(recipe: Recipe, model, tokenizer, train_ds, val_ds, output_dir: Path):
     """An SFTTrainer with a fresh LoRA adapter on `model` (prompt/completion datasets; loss on completions)."""
+    import torch
     from transformers import EarlyStoppingCallback
     from trl import SFTTrainer
 
     from mathtune.models import lora_config
     from mathtune.train.fast import apply_threads, make_fast_trainer_class, uses_fast_trainer
 
-    args = sft_config(recipe, output_dir, has_validation=val_ds is not None)
+    cuda = torch.cuda.is_available()
+    precision, why = training_precision(recipe, cuda)
+    log.info("training precision: %s (%s)", precision, why)
+    args = sft_config(recipe, output_dir, has_validation=val_ds is not None, precision=precision)
     callbacks = []
     if recipe.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=recipe.early_stopping_patience))
@@ -115,14 +139,18 @@ def build_trainer(recipe: Recipe, model, tokenizer, train_ds, val_ds, output_dir
                   peft_config=lora_config(recipe.lora), callbacks=callbacks)
     apply_threads(recipe.speed)
     if uses_fast_trainer(recipe.speed):  # the speed levers (train/fast.py): same data, same steps, less compute
-        return make_fast_trainer_class()(**kwargs, speed=recipe.speed)
-    return SFTTrainer(**kwargs)
+        trainer = make_fast_trainer_class()(**kwargs, speed=recipe.speed)
+    else:
+        trainer = SFTTrainer(**kwargs)
+    trainer.mathtune_precision = {"dtype": precision, "why": why, "device": "cuda" if cuda else "cpu"}
+    return trainer
 
 
 def train_sft(recipe: Recipe, model, tokenizer, train_ds, val_ds, run_dir: Path, resume: bool) -> tuple[Path, list]:
     """Train, save the adapter to `run_dir/adapter`, and return it with the trainer's log history."""
     ckpt_dir = run_dir / "checkpoints"
     trainer = build_trainer(recipe, model, tokenizer, train_ds, val_ds, ckpt_dir)
+    update_run_info(run_dir, precision={"train": trainer.mathtune_precision})
     resume_from = last_complete_checkpoint(ckpt_dir) if resume else None
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     return save_adapter(trainer.model, tokenizer, run_dir), trainer.state.log_history

@@ -25,13 +25,16 @@ from typing import Any
 WAYS: dict[str, dict[str, Any]] = {
     "trl-defaults": {"trainer": {}, "fast": False},  # bf16 autocast + gradient checkpointing, as TRL ships them
     "trl-fp32": {"trainer": {"bf16": False, "gradient_checkpointing": False}, "fast": False},
-    "mathtune": {"trainer": {}, "fast": True},  # mathtune's path: fp32 on CPU, no checkpointing, speed levers
+    # mathtune's path: speed levers, no checkpointing, precision by the processor (speed.precision: auto)
+    "mathtune": {"trainer": {}, "fast": True, "precision": "auto"},
+    "mathtune-fp32": {"trainer": {}, "fast": True, "precision": "fp32"},  # the same levers, fp32 forced
 }
-RUN_ORDER = ["trl-fp32", "mathtune", "trl-defaults"]
+RUN_ORDER = ["trl-fp32", "mathtune", "mathtune-fp32", "trl-defaults"]
 LABELS = {
     "trl-defaults": "(a) plain TRL, its defaults (bf16 autocast, gradient checkpointing)",
     "trl-fp32": "(b) plain TRL, fp32, no gradient checkpointing",
-    "mathtune": "(c) mathtune (padding-free, per-example attention, compact LM head, fp32)",
+    "mathtune": "(c) mathtune, precision auto (padding-free, per-example attention, compact LM head)",
+    "mathtune-fp32": "(d) mathtune, precision fp32 (same levers)",
 }
 
 
@@ -79,7 +82,8 @@ def _trainer(way: str, spec: BenchSpec, steps: int, out: Path):
     args = {**common_trainer_args(spec, steps, batch), **WAYS[way]["trainer"]}
     if WAYS[way]["fast"]:
         recipe = Recipe.model_validate({"seed": spec.seed, "data": {"eval": {"source": "file", "path": "unused.jsonl"}},
-                                        "trainer": args, "speed": {"threads": spec.threads}})
+                                        "trainer": args, "speed": {"threads": spec.threads,
+                                                                   "precision": WAYS[way]["precision"]}})
         return build_trainer(recipe, model, tok, ds, None, out)
     if not torch.cuda.is_available():
         args["use_cpu"] = True
@@ -118,10 +122,12 @@ def run_way(way: str, spec: BenchSpec) -> dict[str, Any]:
         trainer.add_callback(Clock())
         trainer.train()
         losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+        precision = getattr(trainer, "mathtune_precision", None) or {
+            "dtype": "bf16" if trainer.args.bf16 else "fp32", "why": "TRL's SFTConfig as this way sets it"}
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     return {"way": way, "steps": steps, "batch": spec.batch_by_way.get(way, spec.batch_size), "seconds": seconds, "real": real, "processed": processed, "losses": losses,
-            "peak_rss_mb": peak / 1024, "train_rss_mb": (peak - rss_before) / 1024,
-            }
+            "peak_rss_mb": peak / 1024, "train_rss_mb": (peak - rss_before) / 1024, "precision": precision,
+            "gradient_checkpointing": bool(trainer.args.gradient_checkpointing)}
 
 
 def _child(way: str, spec: BenchSpec, queue) -> None:
@@ -171,14 +177,18 @@ def matmul_bound(config: dict, tokens: int, dtype_name: str, reps: int = 3) -> f
 
 
 def machine() -> str:
-    """CPU model, cores, torch and transformers versions (and the GPU when there is one)."""
+    """CPU model, its bf16-relevant flags, torch's capability, cores, versions (and the GPU when there is one)."""
     import torch
     import transformers
 
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor() or platform.machine())
+    from mathtune.precision import RELEVANT_FLAGS, read_cpu_info
+
+    cpu = read_cpu_info()
+    flags = ", ".join(f"{f} {'yes' if f in cpu.flags else 'no'}" for f in RELEVANT_FLAGS if f != "bf16" or
+                      platform.machine() in ("aarch64", "arm64"))
     gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"
-    return (f"{cpu}, {os.cpu_count()} cores{gpu}, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+    return (f"{cpu.model}, {os.cpu_count()} cores{gpu}; cpuinfo flags: {flags}; torch CPU capability "
+            f"{cpu.capability}; torch {torch.__version__} ({torch.get_num_threads()} threads), "
             f"transformers {transformers.__version__}")
 
 
@@ -197,6 +207,27 @@ def gsm8k_rows(path: Path, count: int) -> list[dict]:
     return load_source({"source": "gsm8k", "split": "train", "path": str(path), "limit": count}, where="--data")
 
 
+def _loss_gap(a: dict, b: dict) -> tuple[int, float, float, float]:
+    """Step, a's loss, b's loss and their relative gap, after the last step both ran."""
+    n = min(len(a["losses"]), len(b["losses"]))
+    la, lb = a["losses"][n - 1], b["losses"][n - 1]
+    return n, la, lb, abs(la - lb) / lb
+
+
+def _way_row(r: dict, results: list[dict], by_way: dict, bound: dict, flop_per_token: float) -> str:
+    label = LABELS[r["way"]] + (f", run {r['rep']}" if len([x for x in results if x["way"] == r["way"]]) > 1 else "")
+    if "error" in r:
+        return f"| {label} | failed: {r['error']} ||||||||||||"
+    s = summarize(r)
+    ratio = {w: (f"{s['tok_s'] / by_way[w]['tok_s']:.2f}x" if w in by_way else "-") for w in ("trl-defaults", "trl-fp32")}
+    dtype = r.get("precision", {}).get("dtype", "fp32")
+    own = bound["bfloat16" if dtype == "bf16" else "float32"]
+    return (f"| {label} | {dtype} | {'on' if r.get('gradient_checkpointing') else 'off'} | {r['steps']} x {r['batch']} | "
+            f"{s['s_step']:.2f} | {s['tok_s']:.1f} | {s['padding']:.0%} | {r['peak_rss_mb']:.0f} | {r['losses'][0]:.4f} | "
+            f"{r['losses'][-1]:.4f} | {ratio['trl-defaults']} | {ratio['trl-fp32']} | "
+            f"{s['tok_s'] * flop_per_token / (own * 1e9):.0%} |")
+
+
 def report(spec: BenchSpec, results: list[dict], bound: dict[str, float], command: str, load: tuple) -> str:
     """The results block: machine, command, one table row per way, ratios against both TRL baselines."""
     flop_per_token = 4 * results[0]["params_base"]
@@ -207,37 +238,33 @@ def report(spec: BenchSpec, results: list[dict], bound: dict[str, float], comman
             f"lr {spec.learning_rate} linear, seed {spec.seed}; tokens/s = real (non-padding) tokens per second of "
             f"optimizer steps 2..N (a one-step run counts its only step); 'vs (a)'/'vs (b)': this run's tokens/s over the best "
             f"run of that baseline",
-            f"- matmul bound (GEMMs of one decoder layer at {bound['tokens']} rows): fp32 {bound['float32']:.1f} "
-            f"GFLOP/s, bf16 {bound['bfloat16']:.2f} GFLOP/s; LoRA step cost taken as 4 x {results[0]['params_base'] / 1e6:.1f}M "
-            f"= {flop_per_token / 1e6:.0f} MFLOP per token (forward + input gradients, the issue's estimate), so the "
-            f"fp32 bound is {bound['float32'] * 1e9 / flop_per_token:.0f} tokens/s",
-            "",
-            "| way | steps x batch | s/step | real tokens/s | padding share | peak RSS MB | loss step 1 | final loss | "
-            "vs (a) | vs (b) | fp32 bound |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
+            f"- matmul bound (GEMMs of one decoder layer at {bound['tokens']} rows, bf16 at {bound['bf16_tokens']}): "
+            f"fp32 {bound['float32']:.1f} GFLOP/s, bf16 {bound['bfloat16']:.1f} GFLOP/s; LoRA step cost taken as 4 x "
+            f"{results[0]['params_base'] / 1e6:.1f}M = {flop_per_token / 1e6:.0f} MFLOP per token (forward + input "
+            f"gradients, the issue's estimate), so the bound is {bound['float32'] * 1e9 / flop_per_token:.0f} tokens/s "
+            f"in fp32 and {bound['bfloat16'] * 1e9 / flop_per_token:.0f} in bf16 ('of bound': of the way's own precision)"]
+    for r in results:
+        if r["way"] == "mathtune" and "precision" in r and r.get("rep", 1) == 1:
+            rows.append(f"- precision auto chose **{r['precision']['dtype']}**: {r['precision']['why']}")
+    rows += ["", "| way | precision | grad. ckpt | steps x batch | s/step | real tokens/s | padding share | peak RSS MB | "
+             "loss step 1 | final loss | vs (a) | vs (b) | of bound |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     by_way: dict[str, dict] = {}  # the best repetition of each way, for the ratios
     for r in (r for r in results if "error" not in r):
         s = summarize(r)
         if r["way"] not in by_way or s["tok_s"] > by_way[r["way"]]["tok_s"]:
             by_way[r["way"]] = s
-    for r in results:
-        label = LABELS[r["way"]] + (f", run {r['rep']}" if len([x for x in results if x["way"] == r["way"]]) > 1 else "")
-        if "error" in r:
-            rows.append(f"| {label} | failed: {r['error']} |||||||||")
-            continue
-        s = summarize(r)
-        ratio = {w: (f"{s['tok_s'] / by_way[w]['tok_s']:.2f}x" if w in by_way else "-") for w in ("trl-defaults", "trl-fp32")}
-        rows.append(f"| {label} | {r['steps']} x {r['batch']} | {s['s_step']:.1f} | {s['tok_s']:.1f} | {s['padding']:.0%} | "
-                    f"{r['peak_rss_mb']:.0f} | {r['losses'][0]:.4f} | {r['losses'][-1]:.4f} | {ratio['trl-defaults']} | "
-                    f"{ratio['trl-fp32']} | {s['tok_s'] * flop_per_token / (bound['float32'] * 1e9):.0%} |")
-    if "trl-fp32" in by_way and "mathtune" in by_way:
-        base = next(r for r in results if r["way"] == "trl-fp32" and "losses" in r)
-        fast = next(r for r in results if r["way"] == "mathtune" and "losses" in r)
-        n = min(len(base["losses"]), len(fast["losses"]))
-        gap = abs(fast["losses"][n - 1] - base["losses"][n - 1]) / base["losses"][n - 1]
-        rows += ["", f"Loss after step {n}: mathtune {fast['losses'][n - 1]:.4f} vs plain TRL fp32 "
-                 f"{base['losses'][n - 1]:.4f} ({gap:.2%} apart). Per-step losses: "
-                 + "; ".join(f"{r['way']} (run {r['rep']}) " + ", ".join(f"{x:.3f}" for x in r["losses"]) for r in results if "losses" in r)]
+    rows += [_way_row(r, results, by_way, bound, flop_per_token) for r in results]
+    first = {r["way"]: r for r in reversed(results) if "losses" in r}
+    notes = []
+    for way in ("mathtune", "mathtune-fp32", "trl-defaults"):
+        if way in first and "trl-fp32" in first:
+            n, la, lb, gap = _loss_gap(first[way], first["trl-fp32"])
+            notes.append(f"{way} {la:.4f} vs plain TRL fp32 {lb:.4f} after step {n} ({gap:.2%} apart)")
+    if notes:
+        rows += ["", "Loss: " + "; ".join(notes) + ". Per-step losses: "
+                 + "; ".join(f"{r['way']} (run {r['rep']}) " + ", ".join(f"{x:.3f}" for x in r["losses"])
+                             for r in results if "losses" in r)]
     return "\n".join(rows)
 
 
@@ -254,11 +281,16 @@ def run_benchmark(spec: BenchSpec, ways: list[str], command: str, repeat: int = 
     """Measure the matmul bound and each way (own process each); return the results block."""
     import json
 
+    from mathtune.precision import cpu_verdict, read_cpu_info
+
     load_before = os.getloadavg()[0]
     config = json.loads((Path(spec.model_path) / "config.json").read_text())
     tokens = 2048  # about one GSM8K batch of 8
-    bound = {"tokens": tokens, "float32": matmul_bound(config, tokens, "float32"),
-             "bfloat16": matmul_bound(config, 256, "bfloat16", reps=1)}
+    # where bf16 is emulated (15-60x slower) a 2048-row bf16 bound would take minutes: measure it on 256 rows once
+    slow_bf16 = cpu_verdict(read_cpu_info())[0] == "none"
+    bf16_tokens = 256 if slow_bf16 else tokens
+    bound = {"tokens": tokens, "bf16_tokens": bf16_tokens, "float32": matmul_bound(config, tokens, "float32"),
+             "bfloat16": matmul_bound(config, bf16_tokens, "bfloat16", reps=1 if slow_bf16 else 3)}
     params_base = _matmul_params(config)
     results: list[dict] = []
     # the cheap ways first, and again with `repeat` (the machine is shared: the best repetition is the least disturbed);

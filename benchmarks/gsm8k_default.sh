@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# GSM8K headline: the shipped `gsm8k` recipe on the embedded default, full test set, published with every sample.
+#   bash benchmarks/gsm8k_default.sh            # ~90 min on 2 cores; RUN=runs/gsm8k-main to publish a finished run
+# Runs `mathtune run gsm8k` under the shared CPU lock (unless RUN names a finished run folder), regrades both
+# evaluations with every grader (mathtune, lm-eval strict-match and flexible-extract, math-verify), compares them
+# paired by problem, and copies samples, summaries, report, metrics and plots to benchmarks/results/gsm8k_default/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=benchmarks/results/gsm8k_default
+RUN=${RUN:-}
+LOCK="${TMPDIR:-/tmp}/mathtune-cpu.lock"
+if [ -z "$RUN" ]; then
+  RUN=runs/gsm8k-$(date +%Y%m%d-%H%M%S)
+  uptime > "$RUN.load" 2>/dev/null || true
+  flock "$LOCK" mathtune run gsm8k --output "$RUN"
+  uptime >> "$RUN.load"
+fi
+mkdir -p "$OUT"
+for stage in baseline tuned; do
+  rm -rf "$OUT/$stage"
+  mathtune regrade "$RUN/$stage" --grader mathtune --output "$OUT/$stage" > /dev/null
+  for grader in strict flexible math-verify; do  # agreement of each field grader with mathtune's, per stage
+    mathtune regrade "$RUN/$stage" --grader "$grader" --against mathtune --output "/tmp/mathtune-regrade-$stage-$grader" \
+      --examples 2 > /dev/null
+    cp "/tmp/mathtune-regrade-$stage-$grader/regrade.md" "$OUT/$stage/agreement-$grader.md"
+  done
+done
+mathtune compare "$OUT/baseline" "$OUT/tuned" --output "$OUT/compare" --examples 5 --force > /dev/null
+cp "$RUN"/{report.md,metrics.json,recipe.yaml,run.json} "$OUT/"
+cp "$RUN"/*.png "$OUT/" 2>/dev/null || true
+[ -f "$RUN/train_log.json" ] && cp "$RUN/train_log.json" "$OUT/"
+[ -f "$RUN.load" ] && cp "$RUN.load" "$OUT/load.txt"
+echo "published $RUN -> $OUT"
