@@ -168,7 +168,7 @@ def test_concurrent_threads_get_their_own_answers() -> None:
 
 def test_each_concurrent_timeout_is_bounded_by_its_own_timeout() -> None:
     # Issue 16: with one worker serving checks in turn, the 8th of 8 timing-out threads waited 8 timeouts.
-    n, timeout = 4, 1.5
+    n, timeout = 4, 2.0
     symbolic.warm(n)  # n workers started and idle, so the clock below is the checks alone
     for worker in list(symbolic._idle):
         worker.wait_ready()
@@ -186,7 +186,8 @@ def test_each_concurrent_timeout_is_bounded_by_its_own_timeout() -> None:
     for thread in threads:
         thread.join(timeout=60)
     assert reasons == ["timeout"] * n
-    assert max(elapsed) < timeout + 1.0, elapsed  # served in turn, the last would take n * timeout = 6 s
+    # Served in turn, the last would take n * timeout = 8 s; the slack is for a loaded machine's scheduling.
+    assert max(elapsed) < 2 * timeout + 1.0, elapsed
 
 
 def test_grader_imports_neither_torch_nor_math_verify_in_process() -> None:

@@ -15,7 +15,7 @@ import math
 import re
 
 from mathtune.answers.extract import last_boxed
-from mathtune.answers.numeric import _is_unit_tail, to_number
+from mathtune.answers.numeric import is_unit_tail, to_number
 
 BENCHES = ("auto", "gsm8k", "math", "gsm-hard", "svamp", "asdiv", "plain")
 _LEADING_NUMBER_RE = re.compile(
@@ -46,7 +46,7 @@ def _float_target(raw: str) -> str | None:
 def _number_with_unit(raw: str) -> str | None:
     """The leading number of "42 (apples)", "7 cm", "1/4 (pie)", "5.0"; None if anything but a unit follows."""
     m = _LEADING_NUMBER_RE.match(raw)
-    if m is None or not _is_unit_tail(raw[m.end() :]):
+    if m is None or not is_unit_tail(raw[m.end() :]):
         return None
     return m.group(1).replace("\u2212", "-")
 

@@ -62,7 +62,8 @@ class GradeResult:
 
 def _check_text(completion: object) -> str:
     if not isinstance(completion, str):
-        raise TypeError(f"completion must be a str (the model's text), got {type(completion).__name__}: {completion!r:.60}")
+        kind = type(completion).__name__
+        raise TypeError(f"completion must be a str (the model's text), got {kind}: {completion!r:.60}")
     return completion
 
 

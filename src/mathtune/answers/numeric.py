@@ -78,7 +78,7 @@ def clean(text: str) -> str:
     return s.strip().rstrip(".").strip()
 
 
-def _is_unit_tail(tail: str) -> bool:
+def is_unit_tail(tail: str) -> bool:
     """True if what follows a number is only a percent sign or unit-like words."""
     tail = tail.strip()
     if tail.startswith("%"):
@@ -113,7 +113,7 @@ def read_number(text: str, cleaned: bool = False) -> Number | None:
             return None
         s = value
     m = _NUMBER_RE.match(s)
-    if m is None or not _is_unit_tail(s[m.end() :]):
+    if m is None or not is_unit_tail(s[m.end() :]):
         return None
     decimals, digits = None, 0
     try:

@@ -83,6 +83,19 @@ class _Worker:
                 raise RuntimeError("math-verify worker failed to start; is math-verify importable by sys.executable?")
             self.ready = True
 
+    def is_ready(self) -> bool:
+        """True once the child has imported math-verify (never blocks)."""
+        if not self.ready:
+            try:
+                reply = self.replies.get_nowait()
+            except queue.Empty:
+                return False
+            if reply != "ready":
+                self.replies.put(reply)  # EOF or garbage: wait_ready() reports it
+                return False
+            self.ready = True
+        return True
+
     def _read(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
@@ -156,7 +169,11 @@ def _refill() -> None:
 def _checkout() -> _Worker:
     """An idle worker, else a new one: each concurrent caller gets its own, so no check waits behind another."""
     with _lock:
-        worker = _idle.pop() if _idle else None
+        # A ready worker first: one started to replace a killed one may still be importing math-verify.
+        ready = [w for w in _idle if w.is_ready()]
+        worker = ready[-1] if ready else (_idle[-1] if _idle else None)
+        if worker is not None:
+            _idle.remove(worker)
     return worker if worker is not None else _spawn()
 
 
