@@ -27,3 +27,38 @@ def test_results_block_is_replaced_and_notes_kept(tmp_path):
     write_results(path, "second")
     text = path.read_text()
     assert "second" in text and "first" not in text and text.endswith("notes\n")
+
+
+def _result(way: str, dtype: str, secs: list[float], losses: list[float]) -> dict:
+    return {"way": way, "rep": 1, "steps": len(secs), "batch": 8, "seconds": secs, "real": [100] * len(secs),
+            "processed": [100] * len(secs), "losses": losses, "peak_rss_mb": 1000.0, "params_base": 134_500_000,
+            "precision": {"dtype": dtype, "why": "amx_bf16 in cpuinfo"}, "gradient_checkpointing": way == "trl-defaults"}
+
+
+def test_report_names_the_processor_precision_and_loss_gap(monkeypatch):
+    from mathtune.train import speed
+
+    monkeypatch.setattr(speed, "machine", lambda: "Test CPU; cpuinfo flags: amx_bf16 yes")
+    results = [_result("trl-defaults", "bf16", [2.0, 2.0], [1.31, 1.20]),
+               _result("trl-fp32", "fp32", [1.0, 1.0], [1.30, 1.20]),
+               _result("mathtune", "bf16", [0.25, 0.25], [1.30, 1.212])]
+    bound = {"tokens": 2048, "bf16_tokens": 2048, "float32": 100.0, "bfloat16": 300.0}
+    text = speed.report(speed.BenchSpec(model_path="m", rows=[{}] * 16), results, bound, "mathtune bench train", (1, 1))
+    assert "Test CPU; cpuinfo flags: amx_bf16 yes" in text and "precision auto chose **bf16**" in text
+    row = next(line for line in text.splitlines() if line.startswith("| (c)"))
+    assert "| bf16 | off |" in row and "| 8.00x | 4.00x |" in row, row
+    assert "mathtune 1.2120 vs plain TRL fp32 1.2000 after step 2 (1.00% apart)" in text
+
+
+def test_bench_train_without_data_is_one_line(monkeypatch):
+    from typer.testing import CliRunner
+
+    from mathtune.cli import app
+    from mathtune.cli import bench
+
+    monkeypatch.setattr(bench, "packaged_gsm8k_train", lambda: None)
+    out = CliRunner().invoke(app, ["bench", "train", "--no-write"])
+    assert out.exit_code == 2 and "--data: no GSM8K train copy is packaged" in out.output
+    import inspect
+
+    assert inspect.signature(bench.train_speed).parameters["data"].default.default is None, "no machine path"
