@@ -172,8 +172,12 @@ def test_train_without_dry_run_still_trains(tmp_path, tiny_checkpoint):
 def test_device_decides_trl_defaults(tmp_path, tiny_checkpoint):
     recipe = Recipe.model_validate({"model": str(tiny_checkpoint), "data": {"train": EVAL, "eval": EVAL}})
     gpu = build_plan(recipe, "r", tmp_path, 24 * 2**30, cuda=False).settings
-    cpu = build_plan(recipe, "r", tmp_path, None, cuda=False).settings
-    # TRL's SFTConfig: bf16 and gradient checkpointing on; mathtune turns both off on CPU (train/sft.py)
+    fp32 = recipe.model_copy(update={"speed": recipe.speed.model_copy(update={"precision": "fp32"})})
+    cpu = build_plan(fp32, "r", tmp_path, None, cuda=False).settings
+    # TRL's SFTConfig: bf16 and gradient checkpointing on; on CPU mathtune turns checkpointing off and computes in
+    # the precision the processor is fast at (train/sft.py, mathtune.precision): fp32 when asked for it
     assert (gpu.compute_bytes, gpu.gradient_checkpointing, gpu.gpu) == (2, True, True)
     assert (cpu.compute_bytes, cpu.gradient_checkpointing, cpu.gpu) == (4, False, False)
+    bf16 = recipe.model_copy(update={"speed": recipe.speed.model_copy(update={"precision": "bf16"})})
+    assert build_plan(bf16, "r", tmp_path, None, cuda=False).settings.compute_bytes == 2
     assert gpu.optim == cpu.optim == "adamw_torch_fused" and gpu.max_length == SFT_DEFAULTS["max_length"]
