@@ -17,6 +17,7 @@ own cache slot and cached generation equals generation without a cache.
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,18 @@ from mathtune.recurrent.configuration import MODEL_TYPE, RecurrentConfig
 
 LOGNORMAL_SIGMA = 0.5  # huginn's spread of the per-step mean depth
 _NOT_FOR_LAYERS = ("return_dict", "output_attentions", "output_hidden_states")
+# transformers 5.24 renamed the KV-cache argument `past_key_values` to `cache` (models, layers, masks, and `generate`,
+# which now calls forward with `cache=`). Take either name here and hand the cache on under the name the installed
+# layers / mask function take, so a `cache=` from generate is never left in **kwargs (where it used to reach the core
+# layers un-remapped and override the per-iteration _SlotView, while forward built a fresh cache of its own).
+_LAYER_CACHE_KW = "cache" if "cache" in inspect.signature(LlamaDecoderLayer.forward).parameters else "past_key_values"
+_MASK_CACHE_KW = "cache" if "cache" in inspect.signature(create_causal_mask).parameters else "past_key_values"
+
+
+def _one_cache(cache: Cache | None, past_key_values: Cache | None) -> Cache | None:
+    if cache is not None and past_key_values is not None and cache is not past_key_values:
+        raise ValueError("give the KV cache as one of `cache` or `past_key_values`, not both")
+    return cache if cache is not None else past_key_values
 
 
 @dataclass
@@ -151,7 +164,7 @@ class RecurrentModel(RecurrentPreTrainedModel):
         x = self.adapter(torch.cat([state, e], dim=-1))
         view = _SlotView(cache, self.config, step) if cache is not None else None
         for layer in self.core:
-            x = layer(x, past_key_values=view, **kw)
+            x = layer(x, **{_LAYER_CACHE_KW: view}, **kw)
         return x
 
     def forward(
@@ -163,9 +176,11 @@ class RecurrentModel(RecurrentPreTrainedModel):
         inputs_embeds: torch.Tensor | None = None,
         use_cache: bool | None = None,
         num_steps: int | tuple[int, int] | None = None,
+        cache: Cache | None = None,
         **kwargs: Any,
     ) -> RecurrentModelOutput:
         """Normed hidden states, the cache, per-token convergence and the number of iterations run."""
+        past_key_values = _one_cache(cache, past_key_values)
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("give exactly one of input_ids or inputs_embeds")
         if inputs_embeds is None:
@@ -183,14 +198,14 @@ class RecurrentModel(RecurrentPreTrainedModel):
             position_ids = (torch.arange(inputs_embeds.shape[1], device=inputs_embeds.device) + past).unsqueeze(0)
         mask = create_causal_mask(
             config=self.config, inputs_embeds=inputs_embeds, attention_mask=attention_mask,
-            past_key_values=past_key_values, position_ids=position_ids,
+            position_ids=position_ids, **{_MASK_CACHE_KW: past_key_values},
         )
         kw = {k: v for k, v in kwargs.items() if k not in _NOT_FOR_LAYERS}
         kw.update(attention_mask=mask, position_ids=position_ids, use_cache=use_cache,
                   position_embeddings=self.rotary_emb(inputs_embeds, position_ids=position_ids))
         h = inputs_embeds
         for layer in self.prelude:
-            h = layer(h, past_key_values=past_key_values, **kw)
+            h = layer(h, **{_LAYER_CACHE_KW: past_key_values}, **kw)
         e = h
         state = prev = self.initial_state(e)
         with torch.no_grad():  # truncated backprop: these iterations give the weights no gradient
@@ -202,7 +217,7 @@ class RecurrentModel(RecurrentPreTrainedModel):
             change = (state - prev).float().norm(dim=-1) / state.float().norm(dim=-1).clamp_min(1e-12)
         h = state
         for layer in self.coda:
-            h = layer(h, past_key_values=past_key_values, **kw)
+            h = layer(h, **{_LAYER_CACHE_KW: past_key_values}, **kw)
         return RecurrentModelOutput(
             last_hidden_state=self.norm(h), past_key_values=past_key_values, convergence=change, num_steps=total
         )
@@ -243,14 +258,15 @@ class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
         use_cache: bool | None = None,
         logits_to_keep: int | torch.Tensor = 0,
         num_steps: int | tuple[int, int] | None = None,
+        cache: Cache | None = None,
         **kwargs: Any,
     ) -> RecurrentCausalLMOutput:
         """Logits (and the shifted LM loss with `labels`); `num_steps` overrides the iteration count of this call
         (an int r, or (no-grad, grad) iterations)."""
         out = self.model(
             input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-            past_key_values=past_key_values, inputs_embeds=inputs_embeds, use_cache=use_cache, num_steps=num_steps,
-            **kwargs,
+            past_key_values=_one_cache(cache, past_key_values), inputs_embeds=inputs_embeds, use_cache=use_cache,
+            num_steps=num_steps, **kwargs,
         )
         logits = self.lm_head(slice_logits_to_keep(out.last_hidden_state, logits_to_keep))
         loss = None
