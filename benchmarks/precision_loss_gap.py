@@ -1,6 +1,6 @@
 """Step-1 loss of the benchmark's first batch under each precision: why TRL's defaults "differ" from fp32.
 
-    flock /tmp/mathtune-cpu.lock python benchmarks/precision_loss_gap.py --data /work/shared/data/gsm8k/train.jsonl
+    flock /tmp/mathtune-cpu.lock python benchmarks/precision_loss_gap.py --data src/mathtune/data/gsm8k/train.jsonl
     flock /tmp/mathtune-cpu.lock python benchmarks/precision_loss_gap.py --data ... --rows 24 --trainers
 
 The benchmark (`mathtune bench train`) loads steps x batch rows and the Trainer shuffles that many with the seed, so
