@@ -14,6 +14,7 @@ Register your own with `@register_prompt_set`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable
 
 from mathtune.errors import UserError
@@ -51,6 +52,7 @@ def register_prompt_set(name: str):
     return PROMPT_SETS.register(name)
 
 
+@lru_cache(maxsize=None)  # the runner asks for the set's prompts, stops and strict regex: build it (and read files) once
 def get_prompt_set(name: str | None, bench: str) -> PromptSet:
     """The named set, or the benchmark's default; a benchmark without exemplars is a one-line error."""
     if name is None:
