@@ -1,6 +1,7 @@
 """`mathtune data RECIPE [--write out.jsonl|out.parquet]`: curate a recipe's training data and print each step.
 
     mathtune data tiny/sft_magpie_curated --write curated.jsonl
+    mathtune data tiny/grpo_default --pass-rates runs/grpo/pass_rates/step-00000.json   # a GRPO pool's pass rates
 
 Prints rows kept and dropped per filter, per-stratum counts, dedup/decontamination/mix counts and token-length
 percentiles; the curated rows (what training would see, validation rows included) can be written atomically and
@@ -57,6 +58,22 @@ def write_rows(rows: list[dict], path: Path) -> None:
             pq.write_table(pa.Table.from_pylist(flat), tmp)
 
 
+def pass_rate_histogram(path: Path, cfg) -> list[str]:
+    """Lines of a cached pass-rate file's histogram, with the recipe's band when it is a GRPO recipe using one."""
+    from mathtune.train.grpo_pass_rate import read_pass_rates
+    from mathtune.train.grpo_pool import histogram
+
+    if not path.is_file():
+        raise UserError(f"--pass-rates {path}: file not found")
+    try:
+        rates = read_pass_rates(path)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UserError(f"--pass-rates {path}: {str(exc).splitlines()[0]}") from None
+    rate_cfg = cfg.grpo.pass_rate if cfg.kind == "grpo" else None  # only a GRPO recipe has a band
+    band = tuple(rate_cfg.band) if rate_cfg is not None and rate_cfg.enabled else None
+    return [f"{path}:"] + histogram(rates, band=band)
+
+
 def data(
     recipe: str = typer.Argument(..., help="Recipe YAML or shipped recipe name (e.g. tiny/sft_magpie_curated)"),
     set_: Optional[List[str]] = SetOpt,
@@ -64,6 +81,9 @@ def data(
     force: bool = typer.Option(False, "--force", help="Replace the --write file if it exists"),
     tokenizer: Optional[str] = typer.Option(
         None, "--tokenizer", help="Tokenizer folder/id for token counts (default: the recipe's model); 'approx': none"
+    ),
+    pass_rates: Optional[Path] = typer.Option(
+        None, "--pass-rates", help="A pass-rate file of `mathtune grpo` (RUN/pass_rates/step-N.json): print its histogram"
     ),
     debug: bool = DebugOpt,
 ):
@@ -103,6 +123,9 @@ def data(
         if write is not None:
             write_rows(splits.train + splits.validation, write)
             typer.echo(f"wrote {len(splits.train) + len(splits.validation)} rows to {write}")
+        if pass_rates is not None:
+            for line in pass_rate_histogram(pass_rates, cfg):
+                typer.echo(line)
 
     body(debug=debug)
 

@@ -143,12 +143,13 @@ def run_grpo(recipe: Recipe, run_dir: Path, home: Path, resume: bool = False) ->
     """Train with GRPO into `run_dir` (adapter, held-out evals, metrics.json, report.md); return the metrics."""
     from datasets import Dataset
     from transformers import set_seed
-    from trl import GRPOTrainer
 
     from mathtune.models import load_tokenizer, lora_config, resolve_recipe_model
     from mathtune.data.load import load_splits
-    from mathtune.train.grpo_callbacks import GuardRails, PeriodicEval, SignalMeter, evaluate_at
+    from mathtune.train.grpo_callbacks import PeriodicEval, SignalMeter, evaluate_at
+    from mathtune.train.grpo_guard_rails import GuardRails
     from mathtune.train.grpo_report import write_grpo_report
+    from mathtune.train.grpo_trainer import MathtuneGRPOTrainer
     from mathtune.train.sft import last_complete_checkpoint
 
     set_seed(recipe.seed)
@@ -161,28 +162,42 @@ def run_grpo(recipe: Recipe, run_dir: Path, home: Path, resume: bool = False) ->
     splits = load_splits(recipe, tokenizer)  # `tokens` filters count with the model's own tokenizer
     check_gold(recipe, splits.train)
     log.info("data: %d training prompts, %d held-out rows", len(splits.train), len(splits.eval))
-    train_ds = Dataset.from_list(to_grpo_rows(splits.train, recipe.format, tokenizer))
+    rows = to_grpo_rows(splits.train, recipe.format, tokenizer)
     model, adapter_in = policy_model(recipe, model_path)
+    record_stage(run_dir, "grpo", recipe)  # before any sampling or evaluation: a resume must not change what it used
+    pool, curriculum = prompt_pool(recipe, rows, model, tokenizer, args, run_dir)
+    if pool is not None:
+        rows = pool_rows(recipe, rows)  # the pool's indices are positions in these rows
 
     eval_cfg = recipe.eval.model_copy(update={"limit": recipe.grpo.eval_limit or recipe.eval.limit})
     evals: dict[int, dict] = {}
-
-    def run_eval(m, step):
-        return evaluate_at(m, tokenizer, splits.eval, recipe.format, eval_cfg, run_dir / "evals", step, evals)
-
     accuracy_name = next((r.name for r in recipe.grpo.rewards if r.name == "accuracy"), None)
     meter = SignalMeter(weights, args.num_generations)
-    guard = GuardRails(accuracy_name, meter)
-    trainer = GRPOTrainer(
-        model=model,
-        reward_funcs=[meter.wrap(i, fn) for i, fn in enumerate(funcs)],
-        args=args,
-        train_dataset=train_ds,
-        processing_class=tokenizer,
-        peft_config=None if adapter_in else lora_config(recipe.lora),
-        callbacks=[guard, PeriodicEval(recipe.grpo.eval_every, run_eval)],
-    )
-    record_stage(run_dir, "grpo", recipe)  # before the step-0 evaluation: a resume must not change what it used
+    guard = GuardRails(accuracy_name, meter, recipe.grpo.guard_rails)
+
+    def run_eval(m, step, final=False):
+        summary = evaluate_at(m, tokenizer, splits.eval, recipe.format, eval_cfg, run_dir / "evals", step, evals)
+        guard.record_heldout(step, summary.get("accuracy"), final=final)
+        return summary
+
+    callbacks = [PeriodicEval(recipe.grpo.eval_every, run_eval), guard] + ([curriculum] if curriculum else [])
+    dynamic = recipe.grpo.dynamic_sampling
+    try:
+        trainer = MathtuneGRPOTrainer(
+            model=model,
+            reward_funcs=[meter.wrap(i, fn) for i, fn in enumerate(funcs)],
+            args=args,
+            train_dataset=Dataset.from_list(rows),
+            processing_class=tokenizer,
+            peft_config=None if adapter_in else lora_config(recipe.lora),
+            callbacks=callbacks,
+            dynamic_tries=dynamic.max_tries if dynamic.enabled else 0,
+            prompt_pool=pool,
+        )
+    except ValueError as exc:
+        if str(exc).startswith("grpo."):
+            raise UserError(str(exc)) from None
+        raise
     resume_from = last_complete_checkpoint(run_dir / CHECKPOINTS_DIR) if resume else None
     if resume_from is None:
         run_eval(trainer.model, 0)
@@ -190,7 +205,7 @@ def run_grpo(recipe: Recipe, run_dir: Path, home: Path, resume: bool = False) ->
         trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     train_seconds = stage_seconds(run_dir, "grpo")  # every attempt's, so a resumed run's time adds up
     adapter_dir = save_adapter(trainer.model, tokenizer, run_dir)
-    run_eval(trainer.model, trainer.state.global_step)
+    run_eval(trainer.model, trainer.state.global_step, final=True)
     _read_back_evals(run_dir / "evals", evals)  # on resume, the evaluations of the interrupted run count too
 
     history = history_from_log(trainer.state.log_history)  # restored on resume, so it spans the whole run
@@ -198,10 +213,14 @@ def run_grpo(recipe: Recipe, run_dir: Path, home: Path, resume: bool = False) ->
         "model": recipe.model,
         "adapter_in": str(adapter_in) if adapter_in else None,
         "adapter": str(adapter_dir),
-        "rows": {"train": len(splits.train), "eval": len(splits.eval)},
+        "rows": {"train": len(splits.train), "eval": len(splits.eval), "pool": len(pool.active) if pool else None},
         "steps": trainer.state.global_step,
         "seconds": {"train": train_seconds},
-        "warnings": guard.warnings,
+        "objective": objective(recipe, args),
+        "warnings": guard.warnings + (curriculum.warnings if curriculum else []),
+        "guard_rails": {"fired": guard.fired, "stopped": guard.stop_reason},
+        "dynamic_sampling": trainer.dynamic_stats,
+        "curriculum": curriculum.history if curriculum else [],
         "evals": {str(k): v for k, v in sorted(evals.items())},
         "history": history,
     }
@@ -210,6 +229,40 @@ def run_grpo(recipe: Recipe, run_dir: Path, home: Path, resume: bool = False) ->
     atomic_write_json(run_dir / "metrics.json", metrics)
     write_grpo_report(run_dir, recipe, metrics, history, evals)
     return metrics
+
+
+def pool_rows(recipe: Recipe, rows: list[dict]) -> list[dict]:
+    """The training prompts whose pass rates are estimated: the first `grpo.pass_rate.pool_size` (None: all)."""
+    size = recipe.grpo.pass_rate.pool_size
+    return rows[:size] if size else rows
+
+
+def prompt_pool(recipe: Recipe, rows: list[dict], model, tokenizer, args, run_dir: Path):
+    """(PromptPool, curriculum callback) when `grpo.pass_rate` is on, else (None, None)."""
+    if not recipe.grpo.pass_rate.enabled:
+        return None, None
+    from mathtune.train.grpo_pass_rate import setup_pool
+
+    return setup_pool(recipe.grpo.pass_rate, pool_rows(recipe, rows), model, tokenizer, args, run_dir)
+
+
+def objective(recipe: Recipe, args) -> dict[str, Any]:
+    """What the policy was optimised for, as the report states it: TRL's loss settings and mathtune's samplers."""
+    dyn, rate = recipe.grpo.dynamic_sampling, recipe.grpo.pass_rate
+    return {
+        "loss_type": args.loss_type,
+        "importance_sampling_level": args.importance_sampling_level,
+        "scale_rewards": args.scale_rewards,
+        "beta": args.beta,
+        "epsilon": [args.epsilon, args.epsilon_high],
+        "num_generations": args.num_generations,
+        "generation_batch_size": args.generation_batch_size,
+        "max_completion_length": args.max_completion_length,
+        "temperature": args.temperature,
+        "dynamic_sampling": {"enabled": dyn.enabled, "max_tries": dyn.max_tries},
+        "pass_rate": {"enabled": rate.enabled, "k": rate.k, "band": list(rate.band),
+                      "curriculum": rate.curriculum.model_dump()} if rate.enabled else {"enabled": False},
+    }
 
 
 def _read_back_evals(folder: Path, evals: dict[int, dict]) -> None:

@@ -45,6 +45,51 @@ class RewardSpec(Strict):
     options: dict[str, Any] = {}
 
 
+class DynamicSamplingConfig(Strict):
+    """DAPO's dynamic sampling: drop groups whose rewards have no spread, refill the batch with fresh prompts."""
+
+    enabled: bool = False
+    # generation rounds per batch, the first included; when they run out, all-equal groups fill the rest (they add no
+    # gradient: their advantages are 0), so a step never waits forever on a pool the model always or never solves
+    max_tries: int = Field(4, ge=1)
+
+
+class CurriculumConfig(Strict):
+    """Re-estimate pass rates with the current policy every N steps and move the band (toward harder prompts)."""
+
+    every: int = Field(0, ge=0)  # 0: estimate once, before training
+    shift: float = Field(0.0, ge=-1.0, le=1.0)  # added to both ends of the band at each refresh (negative: harder)
+
+
+class PassRateConfig(Strict):
+    """Keep the training prompts the starting model solves sometimes: pass rate in [band[0], band[1]] from k samples."""
+
+    enabled: bool = False
+    k: int = Field(8, ge=2)  # samples per prompt (TRL's sampling settings: temperature, max_completion_length)
+    band: tuple[float, float] = (0.1, 0.9)
+    pool_size: int | None = Field(None, gt=0)  # estimate on the first N training prompts only (None: all of them)
+    batch_size: int = Field(64, gt=0)  # sequences decoded together while estimating
+    curriculum: CurriculumConfig = CurriculumConfig()
+
+    @model_validator(mode="after")
+    def _band(self) -> "PassRateConfig":
+        lo, hi = self.band
+        if not 0.0 <= lo <= hi <= 1.0:
+            raise ValueError(f"grpo.pass_rate.band: expected [lo, hi] with 0 <= lo <= hi <= 1, got [{lo}, {hi}]")
+        return self
+
+
+class GuardRailConfig(Strict):
+    """When a run goes wrong, say so (`warn`) or end training there (`stop`); a threshold of null turns a rail off."""
+
+    action: Literal["warn", "stop"] = "warn"
+    accuracy_drops: int | None = Field(2, ge=1)  # held-out accuracy fell this many evaluations in a row
+    window: int = Field(5, ge=1)  # steps the per-step rails below average over
+    max_clipped: float | None = Field(0.5, gt=0, le=1)  # share of completions cut at max_completion_length
+    length_growth: float | None = Field(2.0, gt=1)  # mean completion length vs the run's first window
+    min_signal: float | None = Field(0.05, ge=0, lt=1)  # share of groups with a reward spread stays at or below
+
+
 class GrpoConfig(Strict):
     """mathtune's own GRPO settings; TRL's (num_generations, beta, loss_type, ...) go in the `trainer:` block."""
 
@@ -57,6 +102,9 @@ class GrpoConfig(Strict):
     # 0: only before and after training.
     eval_every: int = Field(0, ge=0)
     eval_limit: int | None = Field(None, gt=0)  # evaluate on the first K held-out rows during training (None: all)
+    dynamic_sampling: DynamicSamplingConfig = DynamicSamplingConfig()
+    pass_rate: PassRateConfig = PassRateConfig()
+    guard_rails: GuardRailConfig = GuardRailConfig()
 
 
 def check_grpo_trainer(trainer: dict[str, Any]) -> dict[str, Any]:

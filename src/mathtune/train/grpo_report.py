@@ -1,4 +1,4 @@
-"""The GRPO run report: rewards and guard-rails per step, held-out accuracy over training, plotted (`grpo.png`)."""
+"""The GRPO run report: objective, rewards and guard-rails per step, held-out accuracy, plotted (`grpo.png`)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,18 @@ def _mean(rows: list[dict], key: str, first: int, last: int) -> float | None:
     return sum(vals) / len(vals) if vals else None
 
 
+def _smoothed(axis, history: list[dict], key: str, label: str) -> None:
+    pts = [(r["step"], r[key]) for r in history if r.get(key) is not None and r[key] == r[key]]
+    if not pts:
+        return
+    steps, vals = zip(*pts)
+    line = axis.plot(steps, vals, alpha=0.35)[0]
+    smooth = [sum(vals[max(0, i - 4) : i + 1]) / len(vals[max(0, i - 4) : i + 1]) for i in range(len(vals))]
+    axis.plot(steps, smooth, color=line.get_color(), label=f"{label} (5-step mean)")
+
+
 def plot_grpo(history: list[dict], evals: dict[int, dict], reward_names: list[str], path: Path) -> bool:
-    """Two panels: each reward's mean per step (with a 5-step moving average), held-out accuracy by step."""
+    """Four panels by step: reward means, held-out accuracy, signal share (and dropped share), completion length."""
     if not history and not evals:
         return False
     import matplotlib
@@ -23,30 +33,30 @@ def plot_grpo(history: list[dict], evals: dict[int, dict], reward_names: list[st
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.2))
+    rewards, accuracy, signal, length = axes.flat
     for name in reward_names:
-        pts = [(r["step"], r[f"rewards/{name}/mean"]) for r in history if f"rewards/{name}/mean" in r]
-        if not pts:
-            continue
-        steps, vals = zip(*pts)
-        line = left.plot(steps, vals, alpha=0.35)[0]
-        smooth = [sum(vals[max(0, i - 4) : i + 1]) / len(vals[max(0, i - 4) : i + 1]) for i in range(len(vals))]
-        left.plot(steps, smooth, color=line.get_color(), label=f"{name} (5-step mean)")
-    left.set_xlabel("optimizer step")
-    left.set_ylabel("mean reward of the step's completions")
-    left.grid(alpha=0.3)
-    left.legend(fontsize=8)
+        _smoothed(rewards, history, f"rewards/{name}/mean", name)
+    rewards.set_ylabel("mean reward of the step's completions")
     pts = sorted((s, e["accuracy"], e.get("accuracy_low"), e.get("accuracy_high"))
                  for s, e in evals.items() if e.get("accuracy") is not None)
     if pts:
         steps, acc, low, high = zip(*pts)
-        right.errorbar(steps, acc, yerr=[[a - lo for a, lo in zip(acc, low)], [hi - a for a, hi in zip(acc, high)]],
-                       marker="o", capsize=3, label="held-out accuracy (95% Wilson)")
-        right.set_ylim(0, 1)
-    right.set_xlabel("optimizer step")
-    right.set_ylabel("held-out accuracy (greedy)")
-    right.grid(alpha=0.3)
-    right.legend(fontsize=8)
+        accuracy.errorbar(steps, acc, yerr=[[a - lo for a, lo in zip(acc, low)], [hi - a for a, hi in zip(acc, high)]],
+                          marker="o", capsize=3, label="held-out accuracy (95% Wilson)")
+        accuracy.set_ylim(0, 1)
+    accuracy.set_ylabel("held-out accuracy (greedy)")
+    _smoothed(signal, history, "signal_share", "groups with a reward spread")
+    _smoothed(signal, history, "dynamic_sampling/dropped_share", "dropped by dynamic sampling")
+    signal.set_ylim(-0.05, 1.05)
+    signal.set_ylabel("share of groups")
+    _smoothed(length, history, "completions/mean_length", "mean completion tokens")
+    length.set_ylabel("tokens")
+    for axis in axes.flat:
+        axis.set_xlabel("optimizer step")
+        axis.grid(alpha=0.3)
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(fontsize=8)
     fig.tight_layout()
     save_png(fig, path)
     return True
@@ -81,12 +91,49 @@ def reward_table(history: list[dict], reward_names: list[str], chunks: int = 4) 
     size = max(1, -(-(hi - lo + 1) // chunks))
     keys = [f"rewards/{n}/mean" for n in reward_names] + ["signal_share", "completions/mean_length", "completions/clipped_ratio"]
     heads = reward_names + ["signal share", "mean completion tokens", "clipped"]
+    if any("dynamic_sampling/dropped_share" in r for r in history):
+        keys += ["dynamic_sampling/dropped_share", "dynamic_sampling/tries", "dynamic_sampling/filled_share"]
+        heads += ["dropped (no spread)", "generation rounds", "batch with signal"]
     out = ["| steps | " + " | ".join(heads) + " |", "|---" * (len(heads) + 1) + "|"]
     for first in range(lo, hi + 1, size):
         last = min(hi, first + size - 1)
         cells = [_num(_mean(history, k, first, last)) for k in keys]
         out.append(f"| {first}-{last} | " + " | ".join(cells) + " |")
     return "\n".join(out)
+
+
+def objective_lines(obj: dict) -> list[str]:
+    """The loss and sampling settings the run optimised with (TRL's loss_type, importance sampling, samplers)."""
+    if not obj:
+        return []
+    dyn, rate = obj["dynamic_sampling"], obj["pass_rate"]
+    lines = [f"- loss_type `{obj['loss_type']}`, importance_sampling_level `{obj['importance_sampling_level']}`, "
+             f"scale_rewards `{obj['scale_rewards']}`, beta {obj['beta']}, clip epsilon {obj['epsilon']}",
+             f"- {obj['num_generations']} completions per prompt, {obj['generation_batch_size']} per generation batch, "
+             f"temperature {obj['temperature']}, max_completion_length {obj['max_completion_length']}",
+             "- dynamic sampling: " + (f"on, up to {dyn['max_tries']} generation rounds per batch" if dyn["enabled"]
+                                       else "off")]
+    if rate["enabled"]:
+        cur = rate["curriculum"]
+        lines.append(f"- pass-rate filter: k={rate['k']} samples per prompt, band {rate['band']}" + (
+            f", re-estimated every {cur['every']} steps, band shifted {cur['shift']:+g} each time" if cur["every"] else ""))
+    else:
+        lines.append("- pass-rate filter: off")
+    return lines
+
+
+def truncation_line(history: list[dict], evals: dict[int, dict], max_len) -> str:
+    """The share of training completions cut at max_completion_length (whole run, last steps) and of the last eval."""
+    clipped = [r["completions/clipped_ratio"] for r in history if r.get("completions/clipped_ratio") is not None]
+    if not clipped:
+        return "No training completion was logged."
+    tail = clipped[-max(1, len(clipped) // 4):]
+    text = (f"Truncation: {_pct(sum(clipped) / len(clipped))} of training completions were cut at "
+            f"max_completion_length = {max_len} over the run ({_pct(sum(tail) / len(tail))} in the last quarter)")
+    if evals:
+        last = evals[max(evals)]
+        text += f"; {_pct(last.get('truncation_rate'))} of held-out completions at the last evaluation"
+    return text + "."
 
 
 def write_grpo_report(run_dir: Path, recipe: Recipe, metrics: dict, history: list[dict], evals: dict[int, dict]) -> Path:
@@ -101,17 +148,26 @@ def write_grpo_report(run_dir: Path, recipe: Recipe, metrics: dict, history: lis
         + f"; rewards {weights}; {metrics['rows']['train']} training prompts available, "
         f"{metrics['steps']} optimizer steps in {metrics['seconds'].get('train', 0) / 60:.1f} min.",
         "",
-        "## Held-out evaluation over training",
-        "",
-        eval_table(evals) if evals else "No held-out evaluation was run.",
-        "",
     ]
+    obj = metrics.get("objective") or {}
+    out += ["## Objective", ""] + objective_lines(obj) + [""]
+    if metrics.get("curriculum"):
+        out += ["Curriculum refreshes: " + "; ".join(
+            f"step {c['step']}: band {c['band']}, {c['kept']} of {c['judged']} prompts"
+            + (" (too few: previous pool kept)" if c.get("kept_previous") else "") for c in metrics["curriculum"]), ""]
+    out += ["## Held-out evaluation over training", "",
+            eval_table(evals) if evals else "No held-out evaluation was run.", ""]
     if len(evals) >= 2:
         first, last = min(evals), max(evals)
         out += [paired_section(run_dir / "evals", f"step-{first:05d}", f"step-{last:05d}"), ""]
     out += ["## Rewards and guard-rails during training", "", reward_table(history, names), "",
-            "Signal share: groups whose rewards were not all equal (only those carry a learning signal). "
-            "Clipped: completions cut at max_completion_length."]
+            "Signal share: groups whose rewards were not all equal (only those carry a learning signal), over every "
+            "group generated. Clipped: completions cut at max_completion_length. With dynamic sampling: the share of "
+            "generated groups dropped for having no spread, generation rounds per batch, and the share of the trained "
+            "batch made of groups with a spread.", "", truncation_line(history, evals, obj.get("max_completion_length"))]
+    stopped = (metrics.get("guard_rails") or {}).get("stopped")
+    if stopped:
+        out += ["", f"**Training stopped early by a guard-rail:** {stopped}"]
     if metrics.get("warnings"):
         out += ["", "## Warnings", ""] + [f"- {w}" for w in metrics["warnings"]]
     if has_plot:
