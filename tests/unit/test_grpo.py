@@ -13,7 +13,7 @@ from mathtune.config import validate_recipe
 from mathtune.train.grpo_config import GrpoRecipe as Recipe  # the schema of `mathtune grpo`
 from mathtune.errors import UserError
 from mathtune.train.grpo import build_rewards, check_gold, grpo_config, run_grpo
-from mathtune.train.grpo_callbacks import GuardRails
+from mathtune.train.grpo_guard_rails import GuardRails
 
 # A reward that differs between random completions (share of digits), registered from a user file as a user would.
 USER_REWARD = textwrap.dedent('''
@@ -80,15 +80,15 @@ def test_guard_rails_warn_on_zero_accuracy_and_zero_signal():
         log_history: list = []
 
     guard, state = GuardRails("accuracy"), State()
-    for step in range(1, 5):
+    for step in range(1, 6):  # the signal rail looks at a window of 5 steps
         state.global_step = step
         guard.on_log(None, state, None, logs={"reward": 0.0, "rewards/accuracy/mean": 0.0, "frac_reward_zero_std": 1.0})
-    assert [row["signal_share"] for row in guard.history] == [0.0] * 4
+    assert [row["signal_share"] for row in guard.history] == [0.0] * 5
     assert len(guard.warnings) == 2
-    assert "accuracy reward has been 0" in guard.warnings[0] and "signal share 0" in guard.warnings[1]
+    assert "accuracy reward has been 0" in guard.warnings[0] and "signal share at most 0.05" in guard.warnings[1]
 
     healthy = GuardRails("accuracy")
-    for step in range(1, 5):
+    for step in range(1, 6):
         state.global_step = step
         healthy.on_log(None, state, None, logs={"reward": 0.5, "rewards/accuracy/mean": 0.25, "frac_reward_zero_std": 0.5})
     assert healthy.warnings == []
@@ -236,3 +236,39 @@ def test_resume_continues_from_the_last_checkpoint(tiny_checkpoint, tmp_path):
     assert metrics["steps"] == 3
     assert [row["step"] for row in metrics["history"]] == [1, 2, 3]  # the report spans the interrupted run too
     assert sorted(int(s) for s in metrics["evals"]) == [0, 2, 3]
+
+
+def test_grpo_with_dynamic_sampling_pass_rates_and_curriculum(tiny_checkpoint, tmp_path):
+    user_file = tmp_path / "my_rewards.py"
+    user_file.write_text(USER_REWARD)
+    grpo = {"reward_modules": [str(user_file)],
+            "dynamic_sampling": {"enabled": True, "max_tries": 2},
+            # the random model never answers right: a band of [0, 1] keeps every judged prompt
+            "pass_rate": {"enabled": True, "k": 2, "band": [0.0, 1.0], "pool_size": 6, "batch_size": 8,
+                          "curriculum": {"every": 1, "shift": 0.0}}}
+    cfg = recipe(str(tiny_checkpoint), rewards=[{"name": "accuracy"}, {"name": "digits"}], grpo=grpo)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    metrics = run_grpo(cfg, run_dir, tmp_path / "home")
+
+    assert metrics["steps"] == 2 and metrics["rows"]["pool"] == 6
+    assert len(metrics["dynamic_sampling"]) == 2 and all(1 <= d["tries"] <= 2 for d in metrics["dynamic_sampling"])
+    assert all("dynamic_sampling/dropped_share" in row for row in metrics["history"])
+    cached = json.loads((run_dir / "pass_rates" / "step-00000.json").read_text())
+    assert len(cached["prompts"]) == 6 and all(len(p["scores"]) == 2 for p in cached["prompts"])
+    assert (run_dir / "pass_rates" / "step-00001.json").is_file()  # the curriculum refresh after step 1
+    assert [c["step"] for c in metrics["curriculum"]] == [1]
+    assert metrics["objective"]["loss_type"] == "dapo" and metrics["objective"]["dynamic_sampling"]["enabled"]
+    report = (run_dir / "report.md").read_text()
+    assert "loss_type `dapo`" in report and "Truncation:" in report and "dropped (no spread)" in report
+
+
+def test_loss_variants_reach_trl_and_the_report(tmp_path):
+    from mathtune.train.grpo import objective
+
+    cfg = recipe(loss_type="dr_grpo", importance_sampling_level="sequence", scale_rewards="none")
+    args = grpo_config(cfg, tmp_path, [1.0])
+    obj = objective(cfg, args)
+    assert (obj["loss_type"], obj["importance_sampling_level"], obj["scale_rewards"]) == ("dr_grpo", "sequence", "none")
+    with pytest.raises(UserError, match="trainer.importance_sampling_level: expected one of token, sequence"):
+        recipe(importance_sampling_level="seq")

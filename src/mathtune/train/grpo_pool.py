@@ -25,17 +25,15 @@ def in_band(rates: Sequence[float | None], band: tuple[float, float]) -> list[in
 
 
 def next_band(band: tuple[float, float], shift: float) -> tuple[float, float]:
-    """The band moved by `shift` at a curriculum refresh, kept inside [0, 1] with its width where it fits.
+    """The band moved by `shift` at a curriculum refresh, each end clamped to [0, 1].
 
     >>> next_band((0.1, 0.9), -0.2)
     (0.0, 0.7)
     >>> next_band((0.3, 0.6), 0.5)
-    (0.7, 1.0)
+    (0.8, 1.0)
     """
-    lo, hi = band
-    width = hi - lo
-    lo = min(max(0.0, lo + shift), 1.0 - width)
-    return round(lo, 6), round(min(1.0, lo + width), 6)
+    lo, hi = (round(min(1.0, max(0.0, end + shift)), 6) for end in band)
+    return lo, hi
 
 
 class PromptPool:
@@ -104,7 +102,7 @@ def histogram(rates: Sequence[float | None], bins: int = 10, band: tuple[float, 
     for b, count in enumerate(counts):
         lo, hi = b / bins, (b + 1) / bins
         close = "]" if b == bins - 1 else ")"
-        lines.append(f"  [{lo:.1f}, {hi:.1f}{close} {count:6d} {'#' * round(40 * count / width)}")
+        lines.append(f"  [{lo:g}, {hi:g}{close} {count:6d} {'#' * round(40 * count / width)}")
     if band is not None:
         kept = len(in_band(rates, band))
         lines.append(f"  in band [{band[0]:g}, {band[1]:g}]: {kept} of {len(rates)}")
