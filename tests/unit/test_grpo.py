@@ -178,7 +178,7 @@ def test_shipped_grpo_recipes_validate_offline(tmp_path):
 
     folder = resources.files("mathtune").joinpath("recipes")
     paths = [folder / "tiny/grpo_default.yaml", folder / "tiny/sft_then_grpo.yaml",
-             folder / "grpo/qwen25_math_r1zero_openmathinstruct2_qlora.yaml"]
+             folder / "grpo/qwen25_math_r1zero_openmathinstruct2_qlora.yaml", folder / "gsm8k_grpo.yaml"]
     for path in paths:
         cfg = load_recipe(str(path))
         funcs, weights = build_rewards(cfg)
@@ -187,6 +187,9 @@ def test_shipped_grpo_recipes_validate_offline(tmp_path):
         assert args["beta"] == 0.0
     r1 = load_recipe(str(paths[2]))
     assert r1.quantization.load_in_4bit and r1.trainer["use_vllm"] and r1.data.train["source"] == "openmathinstruct2"
+    gsm8k = load_recipe(str(paths[3]))  # RL from the GSM8K SFT recipe's adapter, graded on GSM8K test
+    assert gsm8k.grpo.adapter == "runs/gsm8k-main/adapter" and gsm8k.data.eval == {"source": "gsm8k", "split": "test"}
+    assert gsm8k.grpo.dynamic_sampling.enabled and gsm8k.format == load_recipe("gsm8k").format
 
 
 def test_grpo_starts_from_an_sft_adapter(tiny_checkpoint, tmp_path):

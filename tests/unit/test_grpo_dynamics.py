@@ -237,3 +237,23 @@ def test_a_rail_set_to_null_is_off():
     guard = GuardRails("accuracy", config=GuardRailConfig(action="stop", window=3, max_clipped=None))
     control = feed(guard, [{**HEALTHY, "completions/clipped_ratio": 1.0}] * 5)
     assert guard.fired == [] and not control.should_training_stop
+
+
+def test_mathtune_data_prints_a_pass_rate_histogram(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from mathtune.cli import app
+
+    path = tmp_path / "step-00000.json"
+    rates = [0.0, 0.0, 0.25, 0.5, 1.0]
+    path.write_text(json.dumps({"settings": {"k": 4}, "prompts": [{"index": i, "pass_rate": r} for i, r in enumerate(rates)]}))
+    args = ["data", "tiny/grpo_default", "--tokenizer", "approx", "--set", "data.train.size=20"]
+    result = CliRunner().invoke(app, [*args, "--pass-rates", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "pass rates of 5 prompts" in result.output and "in band [0.1, 0.9]: 2 of 5" in result.output
+
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    bad = CliRunner().invoke(app, [*args, "--pass-rates", str(tmp_path / "bad.json")])
+    assert bad.exit_code == 2 and "--pass-rates" in bad.output and "expected a pass-rate file" in bad.output
