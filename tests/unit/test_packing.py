@@ -89,7 +89,7 @@ def recipe(**speed) -> Recipe:
 def test_fast_loss_equals_plain_trl_on_the_same_batch(tiny_checkpoint, tmp_path):
     tok = load_tokenizer(str(tiny_checkpoint))
     ds = Dataset.from_list(to_prompt_completion(ROWS, recipe().format, tok))
-    plain_off = {"padding_free": False, "varlen_attention": False, "compact_lm_head": False}
+    plain_off = {"padding_free": False, "varlen_attention": False, "compact_lm_head": False, "fast_dropout": False}
     plain = build_trainer(recipe(**plain_off), load_model(str(tiny_checkpoint)), tok, ds, None, tmp_path / "p")
     fast = build_trainer(recipe(), load_model(str(tiny_checkpoint)), tok, ds, None, tmp_path / "f")
     assert type(fast).__name__ == "FastSFTTrainer" and type(plain).__name__ == "SFTTrainer"
@@ -107,7 +107,7 @@ def test_fast_loss_equals_plain_trl_on_the_same_batch(tiny_checkpoint, tmp_path)
 def test_fast_training_follows_the_plain_loss_curve(tiny_checkpoint, tmp_path):
     tok = load_tokenizer(str(tiny_checkpoint))
     ds = Dataset.from_list(to_prompt_completion(ROWS, recipe().format, tok))
-    off = {"padding_free": False, "varlen_attention": False, "compact_lm_head": False}
+    off = {"padding_free": False, "varlen_attention": False, "compact_lm_head": False, "fast_dropout": False}
     curves = []
     for name, speed in (("plain", off), ("fast", {})):
         _, history = train_sft(recipe(**speed), load_model(str(tiny_checkpoint)), tok, ds, None, tmp_path / name, False)
@@ -157,3 +157,17 @@ def test_fast_path_runs_the_body_and_head_under_autocast(tiny_checkpoint, tmp_pa
     loss = trainer.compute_loss(trainer.model, dict(batch))
     handle.remove()
     assert seen == [torch.bfloat16] and loss.dtype == torch.float32, "bf16 head matmul, fp32 loss"
+
+
+def test_fast_trainer_swaps_lora_dropout_on_cpu(tiny_checkpoint, tmp_path):
+    from mathtune.train.dropout import FastDropout
+
+    tok = load_tokenizer(str(tiny_checkpoint))
+    ds = Dataset.from_list(to_prompt_completion(ROWS, recipe().format, tok))
+    with_dropout = recipe().model_copy(update={"lora": recipe().lora.model_copy(update={"dropout": 0.1})})
+    trainer = build_trainer(with_dropout, load_model(str(tiny_checkpoint)), tok, ds, None, tmp_path)
+    kinds = {type(m) for m in trainer.model.modules() if isinstance(m, (FastDropout, torch.nn.Dropout))}
+    assert kinds == {FastDropout}, "every LoRA dropout is the fast one on CPU"
+    off = with_dropout.model_copy(update={"speed": SpeedConfig(precision="fp32", fast_dropout=False)})
+    plain = build_trainer(off, load_model(str(tiny_checkpoint)), tok, ds, None, tmp_path / "off")
+    assert not any(isinstance(m, FastDropout) for m in plain.model.modules())

@@ -10,6 +10,8 @@ TRL step with LoRA on the default model (GSM8K chain-of-thought rows, batch 8):
 - compact_lm_head: the 49k-vocabulary LM head and the loss run only on positions that have a label (the completion),
   once. TRL's fused head on CPU projects every position, prompt and padding included, recomputes the projection in
   the backward pass and also computes an entropy metric over the vocabulary.
+- fast_dropout: LoRA dropout masks drawn four elements per random word (mathtune.train.dropout): the same Bernoulli
+  mask distribution, a different random stream.
 TRL's own levers stay in `trainer:` (gradient_checkpointing, bf16, torch_compile, use_liger_kernel, ...).
 """
 
@@ -31,6 +33,9 @@ class SpeedConfig(Strict):
     # labelled token (8k tokens x 152k vocab = 16 GiB in fp32 for a 4096-token batch of 2), where TRL's chunked head
     # on GPU keeps a fraction of that (see the dry-run memory plan).
     compact_lm_head: bool | None = None
+    # LoRA dropout masks drawn 4 per random word (mathtune.train.dropout); None = on CPU only, where torch's
+    # per-element draw costs ~20% of a step
+    fast_dropout: bool | None = None
     threads: int | None = Field(None, gt=0)  # torch intra-op threads; None keeps torch's default (one per core)
     # compute dtype on CPU: auto = bf16 autocast where the processor multiplies bf16 fast, else fp32
     # (mathtune.precision.decide_precision); on CUDA auto keeps TRL's choice. `trainer.bf16` in a recipe wins.
@@ -47,8 +52,17 @@ def apply_threads(speed: SpeedConfig) -> None:
 
 def compact_head_on(speed: SpeedConfig, cuda: bool | None = None) -> bool:
     """Whether the compact LM head is used: the recipe's choice, else on without CUDA and off with it."""
-    if speed.compact_lm_head is not None:
-        return speed.compact_lm_head
+    return _cpu_default(speed.compact_lm_head, cuda)
+
+
+def fast_dropout_on(speed: SpeedConfig, cuda: bool | None = None) -> bool:
+    """Whether LoRA dropout uses FastDropout: the recipe's choice, else on without CUDA and off with it."""
+    return _cpu_default(speed.fast_dropout, cuda)
+
+
+def _cpu_default(choice: bool | None, cuda: bool | None) -> bool:
+    if choice is not None:
+        return choice
     if cuda is None:
         import torch
 
@@ -58,7 +72,7 @@ def compact_head_on(speed: SpeedConfig, cuda: bool | None = None) -> bool:
 
 def uses_fast_trainer(speed: SpeedConfig) -> bool:
     """Whether any lever needs FastSFTTrainer (otherwise plain SFTTrainer is used)."""
-    return speed.padding_free or compact_head_on(speed)
+    return speed.padding_free or compact_head_on(speed) or fast_dropout_on(speed)
 
 
 def make_fast_trainer_class():
@@ -74,6 +88,10 @@ def make_fast_trainer_class():
         def __init__(self, *args, speed: SpeedConfig, **kwargs):
             super().__init__(*args, **kwargs)
             self.speed = speed
+            if fast_dropout_on(speed):
+                from mathtune.train.dropout import use_fast_lora_dropout
+
+                use_fast_lora_dropout(self.model)
             if speed.padding_free:
                 # TRL refuses padding_free together with max_length unless it packs; the collator is swapped after
                 # TRL has tokenized and truncated the data to max_length, which keeps both.

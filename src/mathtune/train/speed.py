@@ -33,7 +33,7 @@ RUN_ORDER = ["trl-fp32", "mathtune", "mathtune-fp32", "trl-defaults"]
 LABELS = {
     "trl-defaults": "(a) plain TRL, its defaults (bf16 autocast, gradient checkpointing)",
     "trl-fp32": "(b) plain TRL, fp32, no gradient checkpointing",
-    "mathtune": "(c) mathtune, precision auto (padding-free, per-example attention, compact LM head)",
+    "mathtune": "(c) mathtune, precision auto (padding-free, per-example attention, compact LM head, fast LoRA dropout)",
     "mathtune-fp32": "(d) mathtune, precision fp32 (same levers)",
 }
 
