@@ -64,6 +64,9 @@ def train_stage(recipe: Recipe, model_path: str, tokenizer, splits: Splits, run_
     from mathtune.data.formats import to_prompt_completion
     from mathtune.train.sft import train_sft
 
+    from mathtune.distributed import check_same_data
+
+    check_same_data(splits.train, "data.train")  # under accelerate launch each rank takes its share of one dataset
     if splits.curation:  # what the training rows went through, as `mathtune data` prints it
         atomic_write_json(run_dir / CURATION_FILE, splits.curation)
     adapter = run_dir / ADAPTER_DIR
@@ -82,11 +85,14 @@ def train_stage(recipe: Recipe, model_path: str, tokenizer, splits: Splits, run_
 
 def run_train(recipe: Recipe, run_dir: Path, home: Path, resume: bool = False) -> Path:
     """`mathtune train`: LoRA SFT alone into `run_dir/adapter` (no evaluation); returns the adapter folder."""
+    from mathtune.distributed import main_process_first
     from mathtune.models import load_tokenizer, resolve_recipe_model
 
-    model_path = resolve_recipe_model(recipe, home)
-    tokenizer = load_tokenizer(model_path)
-    return train_stage(recipe, model_path, tokenizer, load_splits(recipe, tokenizer), run_dir, resume)
+    with main_process_first():  # under accelerate launch rank 0 converts the model and fills the caches first
+        model_path = resolve_recipe_model(recipe, home)
+        tokenizer = load_tokenizer(model_path)
+        splits = load_splits(recipe, tokenizer)
+    return train_stage(recipe, model_path, tokenizer, splits, run_dir, resume)
 
 
 def run_pipeline(recipe: Recipe, run_dir: Path, home: Path, resume: bool = False) -> dict:

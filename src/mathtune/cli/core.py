@@ -54,6 +54,7 @@ def train(
 
         from mathtune.config import load_recipe
         from mathtune.pipeline import run_train
+        from mathtune.train.launched import check_launch_levers
         from mathtune.train.sft import check_device_levers
 
         if dry_run or gpu_mem is not None:  # the plan alone (plan/plan.py); --gpu-mem implies --dry-run
@@ -66,6 +67,7 @@ def train(
         if not resume:  # a GPU-only lever on a CPU, or no training source, fails before any run folder is made
             cfg = load_recipe(recipe, set_, "sft")
             check_device_levers(cfg, torch.cuda.is_available())
+            check_launch_levers(cfg, "sft")
             if cfg.data.train is None:
                 raise UserError(f"{recipe}: data.train: missing (training needs a training source)")
         cfg, run_dir = load_run(recipe, set_, output, resume, kind="sft")
