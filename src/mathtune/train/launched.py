@@ -30,6 +30,12 @@ def check_launch_levers(recipe: Recipe, stage: str, setup: str | None = None) ->
         # (bnb_4bit_quant_storage), which mathtune's loader does not set: run QLoRA under DDP (ddp.yaml) instead
         raise UserError(f"quantization.{key}: 4-bit/8-bit loading is not supported by mathtune under {setup}; "
                         "launch QLoRA with the DDP config (recipes/accelerate/ddp.yaml)")
+    from mathtune.train.sft import BNB_OPTIMIZERS
+
+    optim = str(recipe.trainer.get("optim", ""))
+    if optim in BNB_OPTIMIZERS:  # bitsandbytes' optimizers step whole tensors, not FSDP/ZeRO shards
+        raise UserError(f"trainer.optim: {optim!r} (bitsandbytes) is not supported by mathtune under {setup}; "
+                        "use adamw_torch, or launch with the DDP config (recipes/accelerate/ddp.yaml)")
     if stage == "grpo":
         # GRPO's held-out evaluations generate on rank 0 alone, which weights sharded across ranks cannot do
         raise UserError(f"kind: grpo under {setup} is not supported by mathtune (its held-out evaluations generate "
