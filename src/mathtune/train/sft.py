@@ -82,6 +82,9 @@ def sft_config(recipe: Recipe, output_dir: Path, has_validation: bool, precision
 
     check_trainer_keys(recipe.trainer)
     check_device_levers(recipe, torch.cuda.is_available())
+    from mathtune.trackers import check_report_to
+
+    check_report_to(recipe.trainer)
     args = {**trainer_args(recipe, torch.cuda.is_available(), precision), "output_dir": str(output_dir)}
     if recipe.early_stopping_patience:
         if not has_validation:
@@ -152,6 +155,9 @@ def train_sft(recipe: Recipe, model, tokenizer, train_ds, val_ds, run_dir: Path,
     """Train, save the adapter to `run_dir/adapter`, and return it with the trainer's log history."""
     ckpt_dir = run_dir / "checkpoints"
     trainer = build_trainer(recipe, model, tokenizer, train_ds, val_ds, ckpt_dir)
+    from mathtune.trackers import point_trackers
+
+    point_trackers(trainer, run_dir)
     update_run_info(run_dir, precision={"train": trainer.mathtune_precision})
     resume_from = last_complete_checkpoint(ckpt_dir) if resume else None
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
