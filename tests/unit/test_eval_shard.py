@@ -67,7 +67,7 @@ def test_sharded_then_merged_equals_unsharded(tmp_path, tiny_checkpoint):
     cases = [
         ([shards[1], str(tmp_path / "t1"), shards[0]], "differs in eval.seed"),
         ([shards[1], str(adapted), shards[0]], "differs in adapter"),
-        ([shards[1], shards[2]], "--merge: shard 1/3 missing"),
+        ([shards[1], shards[2]], "--merge: shard 2/3 missing"),
         ([shards[1], shards[1], shards[2]], "--merge: shard 0/3 given twice"),
         ([shards[1], str(tmp_path / "nowhere")], f"--merge {tmp_path / 'nowhere'}: no such folder"),
         ([shards[1], str(tmp_path / "full")], "not a sharded evaluation"),

@@ -44,6 +44,8 @@ def train(
     resume: bool = ResumeOpt,
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and a memory estimate; train nothing"),
     gpu_mem: Optional[str] = typer.Option(None, "--gpu-mem", help="Plan for a GPU of this size, e.g. 24GB"),
+    num_processes: int = typer.Option(1, "--num-processes", help="With --dry-run: plan for N launched processes"),
+    strategy: str = typer.Option("ddp", "--strategy", help="With --dry-run: ddp, fsdp (full shard), zero2 or zero3"),
     debug: bool = DebugOpt,
 ):
     """LoRA fine-tune only (no evaluation); the adapter lands in RUN/adapter."""
@@ -61,7 +63,8 @@ def train(
             from mathtune.plan.plan import build_plan, format_plan, parse_size
 
             size = parse_size(gpu_mem) if gpu_mem is not None else None
-            plan = build_plan(load_recipe(recipe, set_, "sft"), recipe, mathtune_home(), size, torch.cuda.is_available())
+            plan = build_plan(load_recipe(recipe, set_, "sft"), recipe, mathtune_home(), size, torch.cuda.is_available(),
+                              num_processes, strategy)
             typer.echo(format_plan(plan))
             return
         if not resume:  # a GPU-only lever on a CPU, or no training source, fails before any run folder is made
