@@ -202,8 +202,11 @@ def _record_shard(run_dir: Path, part, adapter: Optional[Path], resume: bool) ->
 
 def _merge(folders: List[Path], output: Optional[Path]) -> None:
     """`mathtune eval --merge DIR...`: every check before the merged run folder is made, then one evaluation."""
-    from mathtune.config import validate_recipe
+    from pydantic import ValidationError
+
+    from mathtune.config import Recipe
     from mathtune.eval.report import write_eval_report
+    from mathtune.schema import describe_error
     from mathtune.eval.runner import summarize
     from mathtune.eval.shard import check_shards, merged_records
     from mathtune.runs import (
@@ -214,7 +217,10 @@ def _merge(folders: List[Path], output: Optional[Path]) -> None:
 
     raw, infos = check_shards(folders)
     records = merged_records(folders, infos)
-    cfg = validate_recipe(raw, str(folders[0] / "recipe.yaml"), "eval")
+    try:  # an evaluation's recipe is the shared blocks alone (config.Recipe, kind eval)
+        cfg = Recipe.model_validate(raw)
+    except ValidationError as exc:
+        raise UserError(f"{folders[0] / 'recipe.yaml'}: {describe_error(exc, '', Recipe)}") from None
     run_dir = open_run_dir(output or default_run_dir(Path("runs"), f"eval-{cfg.name}-merged"), False, cfg, cfg.eval.seed)
     update_run_info(run_dir, merged_from=[str(f) for f in folders], adapter=infos[0].get("adapter"))
     atomic_write_text(run_dir / SAMPLES_FILE, "".join(json.dumps(r) + "\n" for r in records))
