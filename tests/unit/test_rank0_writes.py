@@ -14,7 +14,7 @@ from mathtune.runs import (
     update_run_info, write_run_info,
 )
 
-RECIPE = Recipe.model_validate({"data": {"eval": {"source": "reasoning_gym", "task": "chain_sum", "size": 2}}})
+RECIPE = Recipe.model_validate({"data": {"eval": {"source": "reasoning_gym", "task": "chain_sum", "size": 2, "seed": 9}}})
 
 
 def write_everything(run, tiny_checkpoint) -> None:
