@@ -19,8 +19,10 @@ for way in $WAYS; do
   esac
   run=runs/gsm8k-fewshot-$way
   start=$(date +%s)
-  { echo "before: $(uptime)"; } > "$run.load" 2>/dev/null || { mkdir -p runs; echo "before: $(uptime)" > "$run.load"; }
-  flock "$LOCK" mathtune eval --bench gsm8k "${args[@]}" --max-new-tokens 256 --output "$run" --resume
+  mkdir -p runs
+  echo "before: $(uptime)" > "$run.load"
+  resume=(); [ -f "$run/run.json" ] && resume=(--resume)  # continue a killed run; --resume refuses a new folder
+  flock "$LOCK" mathtune eval --bench gsm8k "${args[@]}" --max-new-tokens 256 --output "$run" "${resume[@]}"
   echo "after: $(uptime)" >> "$run.load"
   echo "wall: $(( $(date +%s) - start )) s (including any wait for the lock)" >> "$run.load"
   rm -rf "$OUT/$way"

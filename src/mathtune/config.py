@@ -19,6 +19,7 @@ from mathtune.plan.recipe import PlanConfig
 from mathtune.train.fast import SpeedConfig
 
 DEFAULT_RECIPE = "default"
+LAUNCH_CONFIGS = "accelerate"  # recipes/accelerate/ holds `accelerate launch --config_file` files, not recipes
 # kind -> the recipe schema of that stage; each stage's config module registers its own (train/sft_config.py,
 # train/grpo_config.py, verifier/config.py). A recipe without `kind` takes the kind of the command that reads it.
 RECIPE_KINDS: Registry[type["Recipe"]] = Registry("recipe kind")
@@ -228,7 +229,8 @@ def shipped_recipes() -> list[str]:
     def walk(folder, prefix: str) -> None:
         for item in folder.iterdir():
             if item.is_dir():
-                walk(item, f"{prefix}{item.name}/")
+                if not (prefix == "" and item.name == LAUNCH_CONFIGS):
+                    walk(item, f"{prefix}{item.name}/")
             elif item.name.endswith(".yaml"):
                 names.append(prefix + item.name.removesuffix(".yaml"))
 

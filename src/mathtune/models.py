@@ -142,7 +142,10 @@ def load_model(path: str, quant: "QuantConfig | None" = None, dtype: str = "floa
     bnb = _quantization(quant)
     kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype), "trust_remote_code": trust_remote_code(path, recurrent)}
     if bnb is not None:
-        kwargs.update(quantization_config=bnb, device_map={"": 0})
+        from mathtune.distributed import local_process_index
+
+        # each process of an `accelerate launch` holds its own quantised copy on its own GPU (DDP)
+        kwargs.update(quantization_config=bnb, device_map={"": local_process_index()})
     try:
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except OSError as exc:

@@ -40,9 +40,12 @@ def _finished(recipe: Recipe, rows: list[dict], out_dir: Path) -> dict | None:
     return summary if summary and summary.get("n") == expected else None
 
 
-def evaluate_all(recipe: Recipe, load, tokenizer, splits: Splits, run_dir: Path, stage: str) -> dict[str, dict]:
-    """Every evaluation set of `stage` (finished ones read back); `load()` gives the model, only when one is needed."""
+def evaluate_all(recipe: Recipe, load, tokenizer, splits: Splits, run_dir: Path, stage: str,
+                 step: int = 0) -> dict[str, dict]:
+    """Every evaluation set of `stage` (finished ones read back); `load()` gives the model, only when one is needed.
+    Summaries are logged to the recipe's trackers (trainer.report_to) at training step `step`."""
     from mathtune.eval.runner import evaluate
+    from mathtune.trackers import log_summary
 
     sets = _eval_sets(splits, stage)
     results = {name: _finished(recipe, rows, run_dir / name) for name, rows in sets.items()}
@@ -54,6 +57,7 @@ def evaluate_all(recipe: Recipe, load, tokenizer, splits: Splits, run_dir: Path,
         for name, rows in sets.items():
             if results[name] is None:
                 results[name] = evaluate(model, tokenizer, rows, recipe.format, recipe.eval, run_dir / name)
+                log_summary(recipe.trainer, recipe.name, run_dir, name, results[name], step)
     return results
 
 
@@ -64,6 +68,9 @@ def train_stage(recipe: Recipe, model_path: str, tokenizer, splits: Splits, run_
     from mathtune.data.formats import to_prompt_completion
     from mathtune.train.sft import train_sft
 
+    from mathtune.distributed import check_same_data
+
+    check_same_data(splits.train, "data.train")  # under accelerate launch each rank takes its share of one dataset
     if splits.curation:  # what the training rows went through, as `mathtune data` prints it
         atomic_write_json(run_dir / CURATION_FILE, splits.curation)
     adapter = run_dir / ADAPTER_DIR
@@ -82,11 +89,14 @@ def train_stage(recipe: Recipe, model_path: str, tokenizer, splits: Splits, run_
 
 def run_train(recipe: Recipe, run_dir: Path, home: Path, resume: bool = False) -> Path:
     """`mathtune train`: LoRA SFT alone into `run_dir/adapter` (no evaluation); returns the adapter folder."""
+    from mathtune.distributed import main_process_first
     from mathtune.models import load_tokenizer, resolve_recipe_model
 
-    model_path = resolve_recipe_model(recipe, home)
-    tokenizer = load_tokenizer(model_path)
-    return train_stage(recipe, model_path, tokenizer, load_splits(recipe, tokenizer), run_dir, resume)
+    with main_process_first():  # under accelerate launch rank 0 converts the model and fills the caches first
+        model_path = resolve_recipe_model(recipe, home)
+        tokenizer = load_tokenizer(model_path)
+        splits = load_splits(recipe, tokenizer)
+    return train_stage(recipe, model_path, tokenizer, splits, run_dir, resume)
 
 
 def run_pipeline(recipe: Recipe, run_dir: Path, home: Path, resume: bool = False) -> dict:
@@ -113,7 +123,9 @@ def run_pipeline(recipe: Recipe, run_dir: Path, home: Path, resume: bool = False
                 tuned = merged_for_eval(tuned)
             return tuned
 
-        results.update(evaluate_all(recipe, load_tuned, tokenizer, splits, run_dir, "tuned"))
+        history = (read_json(run_dir / TRAIN_LOG) or {}).get("log_history") or [{}]
+        results.update(evaluate_all(recipe, load_tuned, tokenizer, splits, run_dir, "tuned",
+                                    step=int(history[-1].get("step", 0))))
     train_log = read_json(run_dir / TRAIN_LOG) or {}
     metrics = {
         "model": recipe.model,

@@ -3,6 +3,10 @@
 This module owns the run folder's layout (the file-name constants below), the one atomic folder publish and the one
 adapter save, the record of what each stage depended on (so that `--resume` refuses a recipe changed under a started
 stage), the stage timings that add up across resumes, and the cleanup of a failed start.
+
+Under `accelerate launch` every rank runs the same command but only rank 0 writes: every write of a run folder goes
+through atomic_path / staging_dir, which hand the other ranks a private scratch path that is thrown away, and the
+run.json updates return early there (mathtune.distributed).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from mathtune import distributed
 from mathtune.errors import UserError
 
 RUN_MARKER = "run.json"  # what produced the run; its presence makes a folder a run folder
@@ -34,12 +39,27 @@ START_FILES = {RUN_MARKER, RECIPE_FILE}
 
 
 @contextmanager
+def _scratch() -> Iterator[Path]:
+    """A private temporary folder, removed afterwards (where a non-zero rank's writes go)."""
+    folder = Path(tempfile.mkdtemp(prefix="mathtune-rank-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
 def atomic_path(path: Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside `path`; when the block ends without error it replaces `path` in one rename.
 
     Readers never see half a file, and an interrupted write leaves the old file as it was. The file gets the
-    permissions a plain `open()` would give (mkstemp's are 0600).
+    permissions a plain `open()` would give (mkstemp's are 0600). On a rank other than 0 the path is a scratch file
+    outside the run folder, removed afterwards: rank 0 alone writes.
     """
+    if not distributed.is_main_process():
+        with _scratch() as folder:
+            yield folder / path.name
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     os.close(fd)
@@ -105,7 +125,9 @@ def prepare_run_dir(path: Path, resume: bool) -> Path:
             raise UserError(f"--output {path}: already holds a run; pass --resume to continue it or choose another folder")
     elif resume:
         raise UserError(f"--resume: {path} holds no run to resume")
-    path.mkdir(parents=True, exist_ok=True)
+    distributed.wait_for_everyone()  # every rank has checked the folder as it was before rank 0 creates it
+    if distributed.is_main_process():
+        path.mkdir(parents=True, exist_ok=True)
     return path
 
 
@@ -113,6 +135,8 @@ def write_run_info(path: Path, recipe_yaml: str, seed: int, command: str) -> Non
     """Save the resolved recipe and what produced the run (version, git SHA, seed, command, start time)."""
     from mathtune import __version__
 
+    if not distributed.is_main_process():
+        return
     atomic_write_text(path / "recipe.yaml", recipe_yaml)
     info = read_json(path / RUN_MARKER) or {}
     info.setdefault("started", time.strftime("%Y-%m-%dT%H:%M:%S"))
@@ -123,7 +147,7 @@ def write_run_info(path: Path, recipe_yaml: str, seed: int, command: str) -> Non
 def update_run_info(path: Path, **fields: Any) -> None:
     """Add `fields` to the run's run.json (merging one level into dict values); nothing when there is no run.json."""
     info = read_json(path / RUN_MARKER)
-    if info is None:
+    if info is None or not distributed.is_main_process():
         return
     for key, value in fields.items():
         info[key] = {**info[key], **value} if isinstance(value, dict) and isinstance(info.get(key), dict) else value
@@ -131,8 +155,8 @@ def update_run_info(path: Path, **fields: Any) -> None:
 
 
 def default_run_dir(base: Path, name: str) -> Path:
-    """A new, timestamped folder under `base` for a run called `name`."""
-    return base / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    """A new, timestamped folder under `base` for a run called `name` (rank 0's time on every rank)."""
+    return base / distributed.from_main(f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
 def publish_dir(tmp: Path, final: Path) -> Path:
@@ -149,7 +173,12 @@ def publish_dir(tmp: Path, final: Path) -> Path:
 
 @contextmanager
 def staging_dir(final: Path) -> Iterator[Path]:
-    """Yield an empty temporary sibling of `final`; when the block ends without error it becomes `final`."""
+    """Yield an empty temporary sibling of `final`; when the block ends without error it becomes `final` (on a
+    rank other than 0: a scratch folder, thrown away)."""
+    if not distributed.is_main_process():
+        with _scratch() as folder:
+            yield folder
+        return
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
     try:
@@ -166,6 +195,27 @@ def save_adapter(model, tokenizer, run_dir: Path) -> Path:
         model.save_pretrained(tmp)  # safetensors by default
         tokenizer.save_pretrained(tmp)
     return run_dir / ADAPTER_DIR
+
+
+def save_trained_adapter(trainer, tokenizer, run_dir: Path) -> Path:
+    """save_adapter for a trainer's model; under `accelerate launch` through the Trainer's own save_model, which every
+    rank must enter (FSDP and ZeRO-3 gather the sharded weights) and which writes on rank 0 only."""
+    if not distributed.launched():
+        return save_adapter(trainer.model, tokenizer, run_dir)
+    final = run_dir / ADAPTER_DIR
+    tmp = None
+    if distributed.is_main_process():
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent)
+    tmp = Path(distributed.from_main(tmp))  # one folder for all ranks: the Trainer writes into it from rank 0
+    trainer.save_model(str(tmp))
+    distributed.wait_for_everyone()
+    if distributed.is_main_process():
+        tokenizer.save_pretrained(tmp)
+        (tmp / "training_args.bin").unlink(missing_ok=True)  # the adapter folder holds what save_adapter writes
+        publish_dir(tmp, final)
+    distributed.wait_for_everyone()
+    return final
 
 
 def read_samples(path: Path, required: tuple[str, ...] = ()) -> list[dict]:
@@ -256,6 +306,8 @@ def _mapping(recipe: Any) -> dict:
 
 def record_stage(run_dir: Path, stage: str, recipe: Any) -> None:
     """Save, when `stage` first starts, the recipe values its output depends on (checked by check_resume)."""
+    if not distributed.is_main_process():
+        return
     recipe = _mapping(recipe)
     info = read_json(run_dir / RUN_MARKER) or {}
     stages = info.setdefault("stages", {})
@@ -310,6 +362,8 @@ def stage_attempt(run_dir: Path, stage: str, recipe: Any, outputs: list[str]) ->
 
 
 def _update_attempts(run_dir: Path, stage: str, change) -> None:
+    if not distributed.is_main_process():
+        return
     info = read_json(run_dir / RUN_MARKER) or {}
     change(info["stages"][stage].setdefault("attempts", []))
     atomic_write_json(run_dir / RUN_MARKER, info)
@@ -372,7 +426,7 @@ def run_folder(path: Path, resume: bool) -> Iterator[Path]:
     try:
         yield path
     except BaseException:
-        if not resume and not worth_resuming(path):
+        if not resume and distributed.is_main_process() and not worth_resuming(path):
             _remove_start(path, made)
         raise
 

@@ -181,3 +181,30 @@ def test_device_decides_trl_defaults(tmp_path, tiny_checkpoint):
     bf16 = recipe.model_copy(update={"speed": recipe.speed.model_copy(update={"precision": "bf16"})})
     assert build_plan(bf16, "r", tmp_path, None, cuda=False).settings.compute_bytes == 2
     assert gpu.optim == cpu.optim == "adamw_torch_fused" and gpu.max_length == SFT_DEFAULTS["max_length"]
+
+
+def test_sharded_plans_divide_what_each_strategy_shards():
+    """--num-processes / --strategy: DDP keeps everything per device (plus its gradient buckets), ZeRO-2 divides
+    gradients and optimizer state, FSDP full shard and ZeRO-3 divide weights too and add the gathered units."""
+    from mathtune.plan.arch import Arch
+    from mathtune.plan.memory import MemorySettings
+    from mathtune.plan.sharding import sharded_estimate
+
+    h, i, layers, vocab = 256, 512, 4, 1000
+    linears = [(f"model.layers.{n}.self_attn.{p}", h, h) for n in range(layers) for p in ("q_proj", "k_proj", "v_proj", "o_proj")]
+    linears += [(f"model.layers.{n}.mlp.{p}", a, b) for n in range(layers)
+                for p, a, b in (("gate_proj", h, i), ("up_proj", h, i), ("down_proj", i, h))]
+    linears.append(("lm_head", h, vocab))
+    params = sum(a * b for _, a, b in linears) + vocab * h
+    arch = Arch(source="test", model_type="llama", layers=layers, hidden=h, intermediate=i, vocab=vocab, q_dim=h,
+                kv_dim=h, tied=False, params=params, linears=linears)
+    s = MemorySettings(batch=2, max_length=64, lora_r=8)
+    one = sharded_estimate(arch, s, 1, "ddp")
+    ddp, z2, fsdp, z3 = (sharded_estimate(arch, s, 8, k) for k in ("ddp", "zero2", "fsdp", "zero3"))
+    assert ddp.get("weights") == one.get("weights") and ddp.get("DDP gradient buckets") == one.get("gradients")
+    assert z2.get("weights") == one.get("weights") and z2.get("optimizer state") == one.get("optimizer state") / 8
+    assert fsdp.get("weights") == one.get("weights") / 8 and fsdp.get("gradients") == one.get("gradients") / 8
+    layer = sum(a * b for n, a, b in linears if ".layers.0." in n) + 2 * h
+    assert fsdp.get("gathered for compute") == 2 * 4 * max(layer, vocab * h)
+    assert z3.total == fsdp.total < z2.total < ddp.total
+    assert ddp.get("activations") == one.get("activations"), "the per-device batch sets the activations"

@@ -24,11 +24,15 @@ def grpo(
 
     @guarded
     def body():
+        from mathtune.config import load_recipe
         from mathtune.train.grpo import run_grpo
+        from mathtune.train.launched import check_launch_levers
 
         name = recipe
         if name is None and not resume:
             name = str(resources.files("mathtune").joinpath(DEFAULT_GRPO_RECIPE))
+        if name is not None:  # a lever the launched setup cannot run fails before the run folder
+            check_launch_levers(load_recipe(name, set_, "grpo"), "grpo")
         cfg, run_dir = load_run(name, set_, output, resume, kind="grpo")
         typer.echo(f"run folder: {run_dir}")
         metrics = run_grpo(cfg, run_dir, mathtune_home(), resume=resume)

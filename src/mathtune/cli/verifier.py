@@ -60,14 +60,21 @@ def train_cmd(recipe: Optional[str] = RecipeArg,
         from mathtune.models import resolve_model
         from mathtune.runs import read_json, record_stage
         from mathtune.verifier.sampling import BALANCE_FILE, build_data, copy_data, format_balance
+        from mathtune.config import load_recipe
+        from mathtune.distributed import check_same_data, main_process_first
+        from mathtune.train.launched import check_launch_levers
         from mathtune.verifier.train import train_verifier
 
+        if _recipe(recipe, resume) is not None:  # a lever the launched setup cannot run fails before the run folder
+            check_launch_levers(load_recipe(_recipe(recipe, resume), set_, "verifier"), "verifier")
         cfg, run_dir = load_run(_recipe(recipe, resume), set_, output, resume, kind="verifier")
         typer.echo(f"run folder: {run_dir}")
         if data is not None:
             copy_data(data, run_dir)
         record_stage(run_dir, "verifier-data", cfg)
-        train_rows, _ = build_data(cfg, run_dir, mathtune_home())
+        with main_process_first():  # under accelerate launch rank 0 samples and writes the rows; the others read them
+            train_rows, _ = build_data(cfg, run_dir, mathtune_home())
+        check_same_data(train_rows, "verifier training rows")
         typer.echo(format_balance(read_json(run_dir / BALANCE_FILE)))
         record_stage(run_dir, "verifier-train", cfg)
         adapter = train_verifier(cfg, resolve_model(cfg.model, mathtune_home()), train_rows, run_dir, resume)

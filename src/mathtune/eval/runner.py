@@ -86,18 +86,26 @@ def score(index: int, sample: int, row: dict, prompt: str, completion, bench: st
 
 
 def evaluate(
-    model, tokenizer, rows: list[dict], fmt: FormatConfig, cfg: EvalConfig, out_dir: Path, generator=None
+    model, tokenizer, rows: list[dict], fmt: FormatConfig, cfg: EvalConfig, out_dir: Path, generator=None,
+    shard: tuple[int, int] | None = None,
 ) -> dict:
     """Run (or finish) an evaluation into `out_dir`; samples already in its JSONL are kept, not redone.
 
     Completions stream in as they finish and each is graded and appended at once, so a kill loses only what was
     being generated. A problem counts as done when all its samples are on disk; a partly written problem is redone
     whole (sampling is seeded per seed, sample and prompt, so it redraws the same completions). The file is sorted
-    by (problem, sample) at the end, so a resumed run leaves the same file as an uninterrupted one.
+    by (problem, sample) at the end, so a resumed run leaves the same file as an uninterrupted one. `shard` (i, n):
+    only slice i of n of the problems (eval/shard.py), each sample keeping its index in the whole set.
     """
     from mathtune.eval.generate import make_generator
 
     rows = rows[: cfg.limit] if cfg.limit else rows
+    if shard is not None:
+        from mathtune.eval.shard import shard_indices
+
+        indices = set(shard_indices(len(rows), *shard))
+    else:
+        indices = set(range(len(rows)))
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / SAMPLES_FILE
     build = prompt_builder(fmt, cfg, tokenizer)
@@ -106,10 +114,10 @@ def evaluate(
     counts: dict[int, int] = {}
     for r in done:
         counts[r["index"]] = counts.get(r["index"], 0) + 1
-    finished = {i for i, c in counts.items() if c >= cfg.samples}
+    finished = {i for i, c in counts.items() if c >= cfg.samples and i in indices}
     done = [r for r in done if r["index"] in finished]
     atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in done))  # without a torn tail or partial problems
-    todo = [i for i in range(len(rows)) if i not in finished]
+    todo = [i for i in sorted(indices) if i not in finished]
     if todo:
         if cfg.precision == "bf16" and generator is None and cfg.backend == "hf":
             import torch

@@ -46,6 +46,8 @@ class Plan:
     longest_row: int | None = None  # tokens of the longest training row (prompt + target), when it can be counted
     memory_longest: Estimate | None = None  # the estimate when batches pad to that row instead of max_length
     gpu_mem: float | None = None
+    processes: int = 1  # devices of a launched run (--num-processes) and how they share the model (--strategy)
+    strategy: str = "ddp"
     unresolved: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -73,10 +75,13 @@ def memory_settings(recipe: Recipe, args: dict[str, Any], gpu: bool) -> MemorySe
     )
 
 
-def schedule(args: dict[str, Any], train_rows: int | None, has_early_stopping: bool) -> dict[str, Any]:
+def schedule(args: dict[str, Any], train_rows: int | None, has_early_stopping: bool,
+             processes: int = 1) -> dict[str, Any]:
     """Effective batch, steps per epoch, total and warmup steps, as transformers' Trainer computes them."""
-    batch, accum = int(args["per_device_train_batch_size"]), int(args.get("gradient_accumulation_steps", 1))
-    out: dict[str, Any] = {"effective batch": f"{batch} x {accum} accumulation = {batch * accum} rows per step",
+    per_device, accum = int(args["per_device_train_batch_size"]), int(args.get("gradient_accumulation_steps", 1))
+    batch = per_device * processes  # each process takes its own per-device batch of every step
+    shown = f"{per_device} x {processes} processes" if processes > 1 else f"{per_device}"
+    out: dict[str, Any] = {"effective batch": f"{shown} x {accum} accumulation = {batch * accum} rows per step",
                            "learning rate": f"{args.get('learning_rate')} ({args.get('lr_scheduler_type', 'linear')})"}
     max_steps = int(args.get("max_steps", -1) or -1)
     total = max_steps if max_steps > 0 else None
@@ -119,8 +124,11 @@ def _data_rows(recipe: Recipe, tokenizer, plan: Plan) -> int | None:
     return len(splits.train)
 
 
-def build_plan(recipe: Recipe, recipe_name: str, home: Path, gpu_mem: float | None, cuda: bool) -> Plan:
-    """Resolve model, data, schedule and memory; the device is a GPU when --gpu-mem is given or CUDA is present."""
+def build_plan(recipe: Recipe, recipe_name: str, home: Path, gpu_mem: float | None, cuda: bool,
+               processes: int = 1, strategy: str = "ddp") -> Plan:
+    """Resolve model, data, schedule and memory; the device is a GPU when --gpu-mem is given or CUDA is present.
+    `processes` > 1: per-device memory under `strategy` (plan/sharding.py) and the global batch."""
+    from mathtune.plan.sharding import STRATEGIES, sharded_estimate
     from mathtune.train.sft import check_trainer_keys, trainer_args
 
     from trl import SFTConfig
@@ -133,7 +141,11 @@ def build_plan(recipe: Recipe, recipe_name: str, home: Path, gpu_mem: float | No
     args = {**fields, **trainer_args(recipe, cuda=gpu)}
     if args.get("bf16") is None:
         args["bf16"] = not args.get("fp16")
-    plan = Plan(recipe=recipe_name, model=recipe.model, gpu_mem=gpu_mem,
+    if processes < 1:
+        raise UserError(f"--num-processes {processes}: expected 1 or more")
+    if strategy not in STRATEGIES:
+        raise UserError(f"--strategy {strategy}: expected one of {', '.join(STRATEGIES)}")
+    plan = Plan(recipe=recipe_name, model=recipe.model, gpu_mem=gpu_mem, processes=processes, strategy=strategy,
                 device=("GPU" + (f" with {gpu_mem / GIB:g} GiB" if gpu_mem else "")) if gpu else "CPU")
     path, why = local_model_path(recipe.model, home)
     if path is None:
@@ -156,14 +168,21 @@ def build_plan(recipe: Recipe, recipe_name: str, home: Path, gpu_mem: float | No
     rows = _data_rows(recipe, tokenizer, plan) if recipe.data.train is not None else None
     if recipe.data.train is None:
         plan.unresolved.append("data.train: missing (training needs a training source)")
-    plan.schedule = schedule(args, rows, bool(recipe.early_stopping_patience))
+    plan.schedule = schedule(args, rows, bool(recipe.early_stopping_patience), processes)
     plan.settings = memory_settings(recipe, args, gpu)
     if plan.arch is not None:
-        plan.memory = estimate_memory(plan.arch, plan.settings)
+        plan.memory = sharded_estimate(plan.arch, plan.settings, processes, strategy)
         plan.unresolved.extend(plan.memory.unresolved)
         if plan.longest_row is not None and plan.longest_row < plan.settings.max_length:
             shorter = dataclasses.replace(plan.settings, max_length=plan.longest_row)
-            plan.memory_longest = estimate_memory(plan.arch, shorter)
+            plan.memory_longest = sharded_estimate(plan.arch, shorter, processes, strategy)
+    if processes > 1:
+        plan.notes.append(f"{processes} processes, {strategy}: per-device memory is an estimate from what the engine "
+                          "keeps per device (plan/sharding.py), not measured; the compact LM head is off under "
+                          "accelerate launch")
+        if strategy in ("fsdp", "zero3", "zero2") and (recipe.quantization.load_in_4bit or recipe.quantization.load_in_8bit):
+            plan.notes.append(f"quantization: mathtune refuses 4-bit/8-bit loading under {strategy}; "
+                              "--set quantization.load_in_4bit=false, or plan with --strategy ddp")
     if not gpu and (recipe.quantization.load_in_4bit or recipe.quantization.load_in_8bit):
         plan.notes.append("quantization needs CUDA: training this recipe here fails; pass --gpu-mem to plan for a GPU")
     return plan
@@ -175,7 +194,8 @@ def _gib(n: float) -> str:
 
 def format_plan(plan: Plan) -> str:
     """The plan as the text `--dry-run` prints."""
-    out = [f"plan for {plan.recipe} on {plan.device}", "", f"model: {plan.model}"]
+    where = f"{plan.processes} x {plan.device}, {plan.strategy}" if plan.processes > 1 else plan.device
+    out = [f"plan for {plan.recipe} on {where}", "", f"model: {plan.model}"]
     a = plan.arch
     if a is not None:
         out.append(f"  {a.params / 1e9:.3f}B parameters, {a.layers} layers, hidden {a.hidden}, intermediate "
@@ -194,7 +214,8 @@ def format_plan(plan: Plan) -> str:
                 f"{'on' if s.gradient_checkpointing else 'off'}; compute {'16' if s.compute_bytes == 2 else '32'}-bit; "
                 f"quantisation {quant}; optimizer {s.optim}; LoRA r={s.lora_r} on {s.lora_targets}"]
     if plan.memory is not None:
-        out.append("memory estimate (peak, per device):")
+        launched = f", {plan.strategy} over {plan.processes} processes" if plan.processes > 1 else ""
+        out.append(f"memory estimate (peak, per device{launched}):")
         width = max(len(p.name) for p in plan.memory.parts)
         out += [f"  {p.name:<{width}}  {_gib(p.bytes):>10}  {p.note}" for p in plan.memory.parts]
         total = plan.memory.total

@@ -17,7 +17,7 @@ from typing import Any
 from mathtune.config import Recipe
 from mathtune.errors import UserError
 from mathtune.runs import (
-    CHECKPOINTS_DIR, TRAIN_LOG, atomic_write_json, mean_train_loss, record_stage, save_adapter, stage_attempt,
+    CHECKPOINTS_DIR, TRAIN_LOG, atomic_write_json, mean_train_loss, record_stage, save_trained_adapter, stage_attempt,
     stage_seconds,
 )
 from mathtune.train.grpo_config import GRPO_DEFAULTS, check_grpo_trainer
@@ -112,6 +112,9 @@ def grpo_config(recipe: Recipe, output_dir: Path, weights: list[float]):
     from trl import GRPOConfig
 
     args = trainer_args(recipe, output_dir, weights)
+    from mathtune.trackers import check_report_to
+
+    check_report_to(args)
     if not torch.cuda.is_available():
         # bf16 matmul is ~15x slower than fp32 on CPUs without native bf16 (benchmarks/results/matmul_dtype.md)
         cpu = {"use_cpu": True, "bf16": False, "gradient_checkpointing": False}
@@ -144,8 +147,10 @@ def run_grpo(recipe: Recipe, run_dir: Path, home: Path, resume: bool = False) ->
     from datasets import Dataset
     from transformers import set_seed
 
+    from mathtune import distributed
     from mathtune.models import load_tokenizer, lora_config, resolve_recipe_model
     from mathtune.data.load import load_splits
+    from mathtune.trackers import log_summary, point_trackers
     from mathtune.train.grpo_callbacks import PeriodicEval, SignalMeter, evaluate_at
     from mathtune.train.grpo_guard_rails import GuardRails
     from mathtune.train.grpo_report import write_grpo_report
@@ -157,9 +162,11 @@ def run_grpo(recipe: Recipe, run_dir: Path, home: Path, resume: bool = False) ->
         raise UserError("data.train: missing (GRPO needs training prompts)")
     funcs, weights = build_rewards(recipe)
     args = grpo_config(recipe, run_dir / CHECKPOINTS_DIR, weights)  # before loading anything: bad config fails fast
-    model_path = resolve_recipe_model(recipe, home)
-    tokenizer = load_tokenizer(model_path)
-    splits = load_splits(recipe, tokenizer)  # `tokens` filters count with the model's own tokenizer
+    with distributed.main_process_first():  # under accelerate launch rank 0 converts the model and fills caches
+        model_path = resolve_recipe_model(recipe, home)
+        tokenizer = load_tokenizer(model_path)
+        splits = load_splits(recipe, tokenizer)  # `tokens` filters count with the model's own tokenizer
+    distributed.check_same_data(splits.train, "data.train")
     check_gold(recipe, splits.train)
     log.info("data: %d training prompts, %d held-out rows", len(splits.train), len(splits.eval))
     rows = to_grpo_rows(splits.train, recipe.format, tokenizer)
@@ -176,8 +183,14 @@ def run_grpo(recipe: Recipe, run_dir: Path, home: Path, resume: bool = False) ->
     guard = GuardRails(accuracy_name, meter, recipe.grpo.guard_rails)
 
     def run_eval(m, step, final=False):
-        summary = evaluate_at(m, tokenizer, splits.eval, recipe.format, eval_cfg, run_dir / "evals", step, evals)
-        guard.record_heldout(step, summary.get("accuracy"), final=final)
+        # rank 0 alone evaluates (and writes) under accelerate launch; the others wait for it (DDP only: see
+        # train/launched.py), so every rank leaves the evaluation at the same point of training
+        summary = None
+        if distributed.is_main_process():
+            summary = evaluate_at(m, tokenizer, splits.eval, recipe.format, eval_cfg, run_dir / "evals", step, evals)
+            log_summary(recipe.trainer, recipe.name, run_dir, "heldout", summary, step)
+            guard.record_heldout(step, summary.get("accuracy"), final=final)
+        distributed.wait_for_everyone()
         return summary
 
     callbacks = [PeriodicEval(recipe.grpo.eval_every, run_eval), guard] + ([curriculum] if curriculum else [])
@@ -198,14 +211,17 @@ def run_grpo(recipe: Recipe, run_dir: Path, home: Path, resume: bool = False) ->
         if str(exc).startswith("grpo."):
             raise UserError(str(exc)) from None
         raise
+    point_trackers(trainer, run_dir)
     resume_from = last_complete_checkpoint(run_dir / CHECKPOINTS_DIR) if resume else None
     if resume_from is None:
         run_eval(trainer.model, 0)
     with stage_attempt(run_dir, "grpo", recipe, outputs=[CHECKPOINTS_DIR]):
         trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     train_seconds = stage_seconds(run_dir, "grpo")  # every attempt's, so a resumed run's time adds up
-    adapter_dir = save_adapter(trainer.model, tokenizer, run_dir)
+    adapter_dir = save_trained_adapter(trainer, tokenizer, run_dir)
     run_eval(trainer.model, trainer.state.global_step, final=True)
+    if not distributed.is_main_process():  # rank 0 writes the metrics and the report
+        return {"evals": {}, "warnings": [], "adapter": str(adapter_dir)}
     _read_back_evals(run_dir / "evals", evals)  # on resume, the evaluations of the interrupted run count too
 
     history = history_from_log(trainer.state.log_history)  # restored on resume, so it spans the whole run

@@ -10,7 +10,7 @@ from typing import Any
 
 from mathtune.config import Recipe
 from mathtune.errors import UserError
-from mathtune.runs import save_adapter, update_run_info
+from mathtune.runs import save_trained_adapter, update_run_info
 from mathtune.train.sft_config import SFT_DEFAULTS, check_sft_trainer
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,9 @@ def sft_config(recipe: Recipe, output_dir: Path, has_validation: bool, precision
 
     check_trainer_keys(recipe.trainer)
     check_device_levers(recipe, torch.cuda.is_available())
+    from mathtune.trackers import check_report_to
+
+    check_report_to(recipe.trainer)
     args = {**trainer_args(recipe, torch.cuda.is_available(), precision), "output_dir": str(output_dir)}
     if recipe.early_stopping_patience:
         if not has_validation:
@@ -127,6 +130,7 @@ def build_trainer(recipe: Recipe, model, tokenizer, train_ds, val_ds, output_dir
 
     from mathtune.models import lora_config
     from mathtune.train.fast import apply_threads, make_fast_trainer_class, uses_fast_trainer
+    from mathtune.train.launched import launch_speed
 
     cuda = torch.cuda.is_available()
     precision, why = training_precision(recipe, cuda)
@@ -138,8 +142,9 @@ def build_trainer(recipe: Recipe, model, tokenizer, train_ds, val_ds, output_dir
     kwargs = dict(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds, processing_class=tokenizer,
                   peft_config=lora_config(recipe.lora), callbacks=callbacks)
     apply_threads(recipe.speed)
-    if uses_fast_trainer(recipe.speed):  # the speed levers (train/fast.py): same data, same steps, less compute
-        trainer = make_fast_trainer_class()(**kwargs, speed=recipe.speed)
+    speed = launch_speed(recipe.speed)  # under accelerate launch, without the levers that bypass its wrapper
+    if uses_fast_trainer(speed):  # the speed levers (train/fast.py): same data, same steps, less compute
+        trainer = make_fast_trainer_class()(**kwargs, speed=speed)
     else:
         trainer = SFTTrainer(**kwargs)
     trainer.mathtune_precision = {"dtype": precision, "why": why, "device": "cuda" if cuda else "cpu"}
@@ -150,7 +155,10 @@ def train_sft(recipe: Recipe, model, tokenizer, train_ds, val_ds, run_dir: Path,
     """Train, save the adapter to `run_dir/adapter`, and return it with the trainer's log history."""
     ckpt_dir = run_dir / "checkpoints"
     trainer = build_trainer(recipe, model, tokenizer, train_ds, val_ds, ckpt_dir)
+    from mathtune.trackers import point_trackers
+
+    point_trackers(trainer, run_dir)
     update_run_info(run_dir, precision={"train": trainer.mathtune_precision})
     resume_from = last_complete_checkpoint(ckpt_dir) if resume else None
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-    return save_adapter(trainer.model, tokenizer, run_dir), trainer.state.log_history
+    return save_trained_adapter(trainer, tokenizer, run_dir), trainer.state.log_history

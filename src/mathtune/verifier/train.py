@@ -15,7 +15,7 @@ import torch
 from transformers import Trainer
 
 from mathtune.config import Recipe
-from mathtune.runs import atomic_write_json, save_adapter
+from mathtune.runs import atomic_write_json, save_trained_adapter
 from mathtune.verifier.data import balance
 from mathtune.verifier.heads import Verifier, collate, load_base, pair_logits, peft_config
 
@@ -90,6 +90,9 @@ def train_verifier(recipe: Recipe, model_path: str, rows: list[dict], run_dir: P
     tokenizer = load_tokenizer(model_path)
     ckpt_dir = run_dir / "checkpoints"
     trainer = build_trainer(recipe, model_path, tokenizer, rows, ckpt_dir)
+    from mathtune.trackers import point_trackers
+
+    point_trackers(trainer, run_dir)
     resume_from = last_complete_checkpoint(ckpt_dir) if resume else None
     start = time.time()
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
@@ -98,7 +101,7 @@ def train_verifier(recipe: Recipe, model_path: str, rows: list[dict], run_dir: P
 
 def save_verifier(trainer, tokenizer, recipe: Recipe, model_path: str, n_rows: int, run_dir: Path, seconds: float) -> Path:
     """Write RUN/adapter (LoRA + seq_cls `score`, tokenizer) atomically, then RUN/verifier.json and the train log."""
-    adapter_dir = save_adapter(trainer.model, tokenizer, run_dir)
+    adapter_dir = save_trained_adapter(trainer, tokenizer, run_dir)
     atomic_write_json(run_dir / "train_log.json", {"seconds": seconds, "log_history": trainer.state.log_history})
     atomic_write_json(run_dir / INFO_FILE, {
         "base_model": recipe.model, "base_path": model_path, "head": recipe.verifier.head,
