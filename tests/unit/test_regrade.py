@@ -146,3 +146,16 @@ def test_regrade_cli_on_a_tiny_models_eval(tmp_path, tiny_checkpoint):
     # bad input: one line, exit code 2, no traceback
     bad = _cli("regrade", str(tmp_path / "missing"), cwd=tmp_path)
     assert bad.returncode == 2 and "no samples file" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_regrade_of_a_fewshot_run_keeps_its_prompt_sets_strict_match(tmp_path):
+    # gsm8k-cot's strict-match reads "The answer is N." (lm-eval gsm8k_cot); regrading must not fall back to `#### N`
+    rec = {"index": 0, "sample": 0, "completion": " 120 / 4 = 30. The answer is 30.\n\n", "gold": "30",
+           "correct": True}
+    for name, eval_block in (("cot", "eval: {fewshot: 8, fewshot_set: gsm8k-cot}\n"), ("zero", "eval: {}\n")):
+        source = _write(tmp_path / name / "samples.jsonl", [rec])
+        (source.parent / "recipe.yaml").write_text(eval_block)
+        write_regrade(source.parent, tmp_path / f"{name}-re", "strict", "mathtune", "gsm8k", 1, "mathtune regrade")
+        (out,) = read_records(tmp_path / f"{name}-re" / "samples.jsonl")
+        assert out["graders"]["strict"] is (name == "cot") and out["graders"]["flexible"] is True
+        assert out["correct"] is (name == "cot") and out["extracted"] == ("30" if name == "cot" else "[invalid]")

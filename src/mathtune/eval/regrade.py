@@ -63,18 +63,38 @@ def _gold(rec: dict, bench: str | None) -> tuple[Any, str]:
     return rec["gold"], bench or "auto"
 
 
-def regrade_record(rec: dict, grader: str, bench: str | None = None) -> dict:
-    """The record graded again by `grader`: verdict, extraction and reason replaced, all graders' verdicts fresh."""
+def run_strict_pattern(folder: Path, bench: str | None = None) -> str | None:
+    """The strict-match regex the run's own evaluation used: its few-shot prompt set's, from its recipe.yaml."""
+    recipe = folder / "recipe.yaml"
+    if not recipe.is_file():
+        return None
+    import yaml
+
+    block = (yaml.safe_load(recipe.read_text(encoding="utf-8")) or {}).get("eval") or {}
+    if not block.get("fewshot"):
+        return None
+    from mathtune.data.fewshot import get_prompt_set
+
+    # a few-shot run was only possible with a set the benchmark has, so this resolves as it did then
+    return get_prompt_set(block.get("fewshot_set"), bench or block.get("bench") or "auto").strict_pattern
+
+
+def regrade_record(rec: dict, grader: str, bench: str | None = None, strict_pattern: str | None = None) -> dict:
+    """The record graded again by `grader`: verdict, extraction and reason replaced, all graders' verdicts fresh.
+
+    `strict_pattern`: the few-shot prompt set's strict-match regex (gsm8k-cot: "The answer is N."), None for `#### N`.
+    """
     gold, bench_used = _gold(rec, bench)
     text = rec["completion"]
     mine = grade_detailed(text, gold, bench_used)
-    verdicts = {"mathtune": mine.correct, **external_verdicts(text, gold, bench_used)}
+    verdicts = {"mathtune": mine.correct, **external_verdicts(text, gold, bench_used, strict_pattern=strict_pattern)}
     out = {**rec, "graders": verdicts, "grader": grader, "stored_correct": rec.get("correct")}
     if grader == "mathtune":
         out.update(correct=mine.correct, extracted=mine.extracted, gold=mine.gold, rule=mine.rule, reason=mine.reason)
         return out
     key = grader.replace("-", "_")
-    extracted = {"strict": strict_extract, "flexible": flexible_extract}.get(key, lambda _: None)(text)
+    extractors = {"strict": lambda t: strict_extract(t, strict_pattern), "flexible": flexible_extract}
+    extracted = extractors.get(key, lambda _: None)(text)
     verdict = verdicts[key]
     reason = "gold_unparseable" if verdict is None else ("match" if verdict else "mismatch")
     out.update(correct=verdict, extracted=extracted, gold=mine.gold, rule=key, reason=reason)
@@ -173,7 +193,8 @@ def write_regrade(
         raise UserError(f"--output {out_dir}: is the input's folder; regrade never overwrites its input")
     if (out_dir / SAMPLES_FILE).exists():
         raise UserError(f"--output {out_dir}: already holds a {SAMPLES_FILE}; choose a new folder")
-    records = [regrade_record(r, grader, bench) for r in read_records(samples)]
+    pattern = run_strict_pattern(samples.parent, bench)
+    records = [regrade_record(r, grader, bench, pattern) for r in read_records(samples)]
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / SAMPLES_FILE, "".join(json.dumps(r) + "\n" for r in records))
     n_samples = max(r["sample"] for r in records) + 1
