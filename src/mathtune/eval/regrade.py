@@ -20,7 +20,7 @@ from typing import Any
 from mathtune.answers import grade_detailed
 from mathtune.answers.external import external_verdicts, flexible_extract, strict_extract
 from mathtune.errors import UserError
-from mathtune.runs import atomic_write_json, atomic_write_text
+from mathtune.runs import RECIPE_FILE, atomic_write_json, atomic_write_text
 
 SAMPLES_FILE = "samples.jsonl"
 GRADER_CHOICES = ("mathtune", "strict", "flexible", "math-verify")
@@ -65,18 +65,20 @@ def _gold(rec: dict, bench: str | None) -> tuple[Any, str]:
 
 def run_strict_pattern(folder: Path, bench: str | None = None) -> str | None:
     """The strict-match regex the run's own evaluation used: its few-shot prompt set's, from its recipe.yaml."""
-    recipe = folder / "recipe.yaml"
+    recipe = folder / RECIPE_FILE
     if not recipe.is_file():
         return None
     import yaml
 
-    block = (yaml.safe_load(recipe.read_text(encoding="utf-8")) or {}).get("eval") or {}
-    if not block.get("fewshot"):
-        return None
-    from mathtune.data.fewshot import get_prompt_set
+    from mathtune.config import EvalConfig
+    from mathtune.eval.runner import strict_pattern
 
-    # a few-shot run was only possible with a set the benchmark has, so this resolves as it did then
-    return get_prompt_set(block.get("fewshot_set"), bench or block.get("bench") or "auto").strict_pattern
+    block = (yaml.safe_load(recipe.read_text(encoding="utf-8")) or {}).get("eval") or {}
+    # only the keys that pick the prompt set: a run saved by an older version may carry keys since renamed
+    keys = {k: block[k] for k in ("fewshot", "fewshot_set", "bench") if block.get(k) is not None}
+    if bench:
+        keys["bench"] = bench
+    return strict_pattern(EvalConfig(**keys))
 
 
 def regrade_record(rec: dict, grader: str, bench: str | None = None, strict_pattern: str | None = None) -> dict:
