@@ -6,7 +6,7 @@
 # paired by problem, and copies samples, summaries, report, metrics and plots to benchmarks/results/gsm8k_default/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=benchmarks/results/gsm8k_default
+OUT=${OUT:-benchmarks/results/gsm8k_default}
 RUN=${RUN:-}
 LOCK="${TMPDIR:-/tmp}/mathtune-cpu.lock"
 if [ -z "$RUN" ]; then

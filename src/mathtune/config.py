@@ -76,6 +76,10 @@ class EvalConfig(Strict):
     stop: list[str] | None = None
     # stop after a completed final-answer line (`#### N`, answer_marker hash), so the first answer given is graded
     stop_after_answer: bool = True
+    # end a completion once it ends in a template loop (the same sentence again with new numbers, eval/diagnostics.py)
+    # instead of at max_new_tokens: faster, and the grade of such rows barely moves (README "GSM8K"); the rows are
+    # counted as loops and as `stopped in a loop`, never as finished
+    stop_on_loop: bool = False
     merge_adapter: bool = True  # fold a LoRA adapter into the weights before generating (same outputs, faster)
     # opt-in: generate in bf16 (the model is cast in place). Faster on CPUs with AMX/AVX512-BF16, but greedy
     # completions then differ from fp32 ones (measured: benchmarks/results/eval_speed.md); fp32 stays the default

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import time
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import yaml
 
 from mathtune.answers.equiv import EquivResult
 from mathtune.eval import diagnostics
-from mathtune.eval.diagnostics import aggregate, count_doubt_markers, diagnose, ends_in_loop
+from mathtune.eval.diagnostics import aggregate, count_doubt_markers, diagnose, ends_in_loop, ends_in_template_loop
 
 CASES = yaml.safe_load((Path(__file__).parents[1] / "cases" / "diagnostics_cases.yaml").read_text(encoding="utf-8"))
 
@@ -39,14 +40,41 @@ def test_result_is_json_able_with_every_field():
     }  # fmt: skip
 
 
+def _varied(n: int, seed: int, words: tuple[str, ...]) -> str:
+    """n sentences that are neither exact nor numbers-aside repeats: each draws its words afresh."""
+    rng = random.Random(seed)
+    return " ".join(f"step {i}: {rng.choice(words)} {rng.randint(2, 99)} to the {rng.choice(words)} of "
+                    f"{rng.randint(2, 999)}." for i in range(n))
+
+
+NOUNS = ("apples", "pears", "total", "sum", "bags", "coins", "cards", "miles", "hours", "boxes", "eggs", "cookies")
+
+
 def test_near_repeat_loop_is_caught_by_the_tail_3gram_ratio():
-    # A sampled loop changes a number each cycle, so no span repeats exactly; 3-grams still mostly repeat.
-    healthy = " ".join(f"step {i}: add {i} to the running total of {i * (i + 1) // 2}." for i in range(40))
-    loop = "".join(f" Wait, so the total is {i} and I need to check the total again carefully." for i in range(60))
+    # A sampled loop changes a word each cycle, so no span repeats, not even with numbers read alike; 3-grams still
+    # mostly repeat.
+    healthy = _varied(40, 0, NOUNS)
+    rng = random.Random(1)
+    loop = "".join(f" Wait, so the {rng.choice(NOUNS)} is {i} and I need to check the {rng.choice(NOUNS)} again "
+                   f"carefully." for i in range(60))
     assert not ends_in_loop(healthy)
+    assert not ends_in_template_loop(loop)
     assert diagnose(healthy + loop)["loop"] is True
     # The same near-repeats followed by a real conclusion of 300+ healthy words no longer end in a loop.
-    assert diagnose(healthy + loop + " " + healthy)["loop"] is False
+    assert diagnose(healthy + loop + " " + _varied(40, 2, NOUNS))["loop"] is False
+
+
+def test_template_loop_same_sentence_with_new_numbers():
+    # as greedy GSM8K completions of the headline run do (benchmarks/results/gsm8k_default/tuned)
+    pairs = [(560, 40), (560, 6000), (11600, 560), (12760, 560), (13000, 6000), (14600, 560)]
+    lines = [f"They have {a}+{b}={a + b} coins in their piggy bank." for a, b in pairs] + ["They have 15160+6000=211"]
+    start = "Rong has saved 20*2=40 coins.\nNeil has saved 2/5*40=16 coins.\n"
+    assert ends_in_template_loop(start + "\n".join(lines))
+    assert diagnose(start + "\n".join(lines))["loop"] is True
+    assert not ends_in_template_loop(start + "\n".join(lines[:4]))  # four repeats are not yet a loop
+    # a short legitimate chain of the same step, and a solution that ends with its answer line
+    assert not ends_in_template_loop("60-10=50, 50-10=40, 40-10=30, 30-10=20, 20-10=10, 10-10=0")
+    assert not ends_in_template_loop(start + "\n".join(lines) + "\nSo they have 14600 coins.\n#### 14600")
 
 
 def test_symbolic_grader_calls_are_capped_and_reported(monkeypatch):

@@ -206,3 +206,35 @@ def test_a_long_shared_prefix_is_prefilled_once_and_changes_no_greedy_token(mode
     for prompt, (completion,) in zip(prompts, out):
         ids = reference(model, tokenizer, prompt, 24)
         assert completion.text == tokenizer.decode([t for t in ids if t != 1])
+
+
+def test_stop_on_loop_ends_early_and_says_looped(model, tokenizer, engine, monkeypatch):
+    from mathtune.eval import generate
+
+    # the random model writes no template loop, so the detector is stood in for: "a loop" once 10+ characters exist
+    monkeypatch.setattr(generate, "ends_in_template_loop", lambda text: len(text) >= 10)
+    plain = greedy(model, tokenizer, max_new_tokens=40, stop_regex=[], stop=[])
+    cut = greedy(model, tokenizer, max_new_tokens=40, stop_on_loop=True)
+    for (full,), (early,) in zip(plain, cut):
+        if full.num_tokens < 16:  # ended (EOS) before the second check: nothing to cut
+            assert early == full
+            continue
+        # checked every LOOP_CHECK_EVERY tokens: cut at the first check with 10+ characters, text a prefix of the full
+        assert early.num_tokens % generate.LOOP_CHECK_EVERY == 0 and early.num_tokens < 40
+        assert full.text.startswith(early.text) and len(early.text) >= 10
+        assert early.looped and not early.truncated
+    assert any(early.looped for (early,) in cut)
+
+
+def test_halts_on_a_template_loop_only_when_asked(tokenizer):
+    from mathtune.eval.generate import LOOP_CHECK_EVERY, halts
+
+    loop = "".join(f"They have {a}+7={a + 7} coins in their piggy bank.\n" for a in range(100, 110))
+    ids = tokenizer(loop, add_special_tokens=False)["input_ids"]
+    ids = ids[: len(ids) - len(ids) % LOOP_CHECK_EVERY]  # a check falls on this length
+    assert halts(ids, tokenizer, GenerationConfig(stop_on_loop=True))
+    assert not halts(ids, tokenizer, GenerationConfig())
+    assert not halts(ids[:-1], tokenizer, GenerationConfig(stop_on_loop=True))  # between checks
+    healthy = tokenizer("Each box holds 12 eggs, so 5 boxes hold 5*12=60 eggs. She sells 60-14=46 of them.\n",
+                        add_special_tokens=False)["input_ids"]
+    assert not halts(healthy[:LOOP_CHECK_EVERY * 8], tokenizer, GenerationConfig(stop_on_loop=True))

@@ -77,6 +77,16 @@ def test_regrade_record_switches_the_verdict_and_keeps_the_rest(tmp_path):
     assert regrade_record(old, "flexible")["correct"] is True
 
 
+def test_regrade_record_recomputes_the_diagnostics(tmp_path):
+    # a record scored under an older loop rule: the stored diagnostics say no loop, the text ends in one
+    loop = "".join(f"They have {a}+7={a + 7} coins in their piggy bank.\n" for a in range(100, 108))
+    rec = score(0, 0, {"question": "q", "answer": GOLD}, "p", Completion(loop, 256, True), "gsm8k")
+    stale = {**rec, "diagnostics": {**rec["diagnostics"], "loop": False}}
+    fresh = regrade_record(stale, "mathtune")
+    assert rec["diagnostics"]["loop"] is True and fresh["diagnostics"] == rec["diagnostics"]
+    assert "diagnostics" not in regrade_record({k: v for k, v in rec.items() if k != "diagnostics"}, "mathtune")
+
+
 def test_agreement_counts_and_examples(tmp_path):
     regraded = [regrade_record(r, "mathtune") for r in _records(tmp_path)]
     agree = agreement(regraded, "mathtune", "strict", examples=2)

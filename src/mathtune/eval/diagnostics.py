@@ -56,7 +56,7 @@ DOUBT_MARKERS: tuple[str, ...] = (
     "that doesn't seem right",
 )
 
-# Loop detection ("ends in a repeated span"); two independent signals, either one flags the completion.
+# Loop detection ("ends in a repeated span"); three independent signals, any one flags the completion.
 # 1) Exact: after lower-casing and collapsing whitespace, the text ends in a span with period p <= LOOP_MAX_PERIOD_CHARS
 #    repeated at least LOOP_MIN_REPEATS times and covering at least LOOP_MIN_SPAN_CHARS ("...", "ab ab ab" are fine;
 #    "wait, no... " x3 is not). A cut-off last repeat still counts, as generations stop mid-loop at max_tokens.
@@ -69,6 +69,16 @@ LOOP_MAX_PERIOD_CHARS = 1000
 #    loop at the end; completions shorter than the window rely on signal 1.
 LOOP_TAIL_WORDS = 300
 LOOP_TAIL_RATIO = 0.5
+# 3) Template loops (greedy small models on word problems): the same sentence again and again with new numbers
+#    ("They have 560+40=600 coins.\nThey have 10*600=6000 coins.\n..."), which is neither exactly periodic nor, within
+#    a few hundred tokens, long enough for signal 2. With every run of digits read as one symbol, the text ends in a
+#    span repeated at least TEMPLATE_MIN_REPEATS times covering at least TEMPLATE_MIN_SPAN_CHARS. Set from the
+#    GSM8K headline run's completions (benchmarks/results/gsm8k_default/): five repeats of a 30-character sentence
+#    at least, so short legitimate chains ("60-10=50, 50-10=40, 40-10=30") stay unflagged. This is also the rule that
+#    `eval.stop_on_loop` ends a generation on (eval/generate.py).
+TEMPLATE_MIN_REPEATS = 5
+TEMPLATE_MIN_SPAN_CHARS = 150
+_DIGITS = re.compile(r"\d+")
 
 # A symbolic grader check costs 20-50 ms (math-verify in a child process), and a runaway completion can state
 # thousands of different answers. Numeric and textual checks are cheap and never capped; after this many symbolic
@@ -99,12 +109,12 @@ def repeated_ngram_ratio(words: Sequence[str], n: int = 3) -> float:
     return 1.0 - len(set(grams)) / len(grams)
 
 
-def _ends_periodic(text: str) -> bool:
+def _ends_periodic(text: str, min_repeats: int = LOOP_MIN_REPEATS, min_span: int = LOOP_MIN_SPAN_CHARS) -> bool:
     """True when the normalised text ends in an exactly repeated span (loop signal 1)."""
     # The leading space lets a loop that starts the text match its first cycle like the later ones.
     t = " " + " ".join(text.lower().split())
     for p in range(1, LOOP_MAX_PERIOD_CHARS + 1):
-        span = max(LOOP_MIN_REPEATS * p, LOOP_MIN_SPAN_CHARS)
+        span = max(min_repeats * p, min_span)
         if span > len(t):
             break
         # A suffix of length `span` has period p iff it equals itself shifted by p: one C-level compare per p.
@@ -113,9 +123,14 @@ def _ends_periodic(text: str) -> bool:
     return False
 
 
+def ends_in_template_loop(text: str) -> bool:
+    """True when, numbers aside, the text ends in one sentence repeated (loop signal 3, TEMPLATE_* constants)."""
+    return _ends_periodic(_DIGITS.sub("0", text), TEMPLATE_MIN_REPEATS, TEMPLATE_MIN_SPAN_CHARS)
+
+
 def ends_in_loop(text: str, words: Sequence[str] | None = None) -> bool:
     """True when the completion ends in a degenerate repetition; thresholds are the module's LOOP_* constants."""
-    if _ends_periodic(text):
+    if _ends_periodic(text) or ends_in_template_loop(text):
         return True
     words = [w.lower() for w in (text.split() if words is None else words)[-LOOP_TAIL_WORDS:]]
     return len(words) >= LOOP_TAIL_WORDS and repeated_ngram_ratio(words) >= LOOP_TAIL_RATIO

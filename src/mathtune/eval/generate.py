@@ -15,6 +15,7 @@ import torch
 from mathtune.errors import UserError
 from mathtune.eval import continuous
 from mathtune.eval.continuous import Job
+from mathtune.eval.diagnostics import ends_in_template_loop
 
 
 @dataclass
@@ -31,6 +32,9 @@ class GenerationConfig:
     # model that goes on after its answer ("#### 5\n#### 6...") is graded on the answer it gave first
     stop_regex: list[str] = field(default_factory=list)
     batch_size: int = 64
+    # end a sequence once it ends in a template loop (eval/diagnostics.py, signal 3): the rest would be more of the
+    # same up to max_new_tokens. Its Completion says `looped`; the loop diagnostic still counts it as a loop
+    stop_on_loop: bool = False
     exact_attention: bool = False  # attention row by row, as unbatched decoding does (slower; for exactness checks)
 
 
@@ -39,6 +43,7 @@ class Completion:
     text: str
     num_tokens: int  # generated tokens, up to and including EOS or the token that completed a stop string
     truncated: bool  # hit max_new_tokens without EOS or a stop string
+    looped: bool = False  # ended early by `stop_on_loop`: neither truncated nor finished, counted apart
 
 
 class Generator(Protocol):
@@ -73,7 +78,7 @@ def eos_token_ids(model: Any, tokenizer: Any) -> set[int]:
 
 
 def finish(ids: list[int], tokenizer: Any, eos: set[int], stop: list[str], max_new_tokens: int,
-           stop_regex: list[str] | None = None) -> Completion:
+           stop_regex: list[str] | None = None, stop_on_loop: bool = False) -> Completion:
     """Turn the raw generated ids of one sequence into a Completion: cut at EOS, then at the first stop."""
     stopped = False
     for i, tok in enumerate(ids):
@@ -87,7 +92,9 @@ def finish(ids: list[int], tokenizer: Any, eos: set[int], stop: list[str], max_n
         text, stopped = text[:cut], True
         num_tokens = _tokens_to_reach(ids, tokenizer, stop, stop_regex or [])
     truncated = not stopped and num_tokens >= max_new_tokens
-    return Completion(text=text, num_tokens=num_tokens, truncated=truncated)
+    # a sequence ends before the cap only on EOS, a stop or (with stop_on_loop) the loop check
+    looped = stop_on_loop and not stopped and not truncated
+    return Completion(text=text, num_tokens=num_tokens, truncated=truncated, looped=looped)
 
 
 def _first_stop(text: str, stop: list[str], stop_regex: list[str]) -> int:
@@ -124,6 +131,19 @@ def contains_stop(ids: list[int], tokenizer: Any, stop: list[str], stop_regex: l
     return _first_stop(text, stop, stop_regex or []) >= 0
 
 
+LOOP_CHECK_EVERY = 8  # tokens between loop checks: a loop runs on for at most this many tokens before it is cut
+LOOP_TAIL_TOKENS = 320  # decoded for the check: five repeats of a 200-character sentence
+
+
+def halts(ids: list[int], tokenizer: Any, config: GenerationConfig) -> bool:
+    """Whether generation of this sequence stops now (EOS aside): a stop string or regex, or a template loop."""
+    if contains_stop(ids, tokenizer, config.stop, config.stop_regex):
+        return True
+    if not config.stop_on_loop or len(ids) % LOOP_CHECK_EVERY:
+        return False
+    return ends_in_template_loop(tokenizer.decode(ids[-LOOP_TAIL_TOKENS:], skip_special_tokens=True))
+
+
 def _rng(seed: int, prompt: str, sample: int) -> torch.Generator:
     """A generator per (seed, prompt text, sample): a sample does not depend on batch size, on the other prompts
     or on how the caller chunks its prompts (a resumed eval redraws exactly what it lost)."""
@@ -148,14 +168,14 @@ def _picker(config: GenerationConfig) -> Callable[[torch.Tensor, list[Job]], lis
 
 
 class _StopStrings:
-    """A transformers StoppingCriteria (duck-typed) that ends rows whose new text holds a stop string."""
+    """A transformers StoppingCriteria (duck-typed) that ends rows whose new text holds a stop (or a loop)."""
 
-    def __init__(self, tokenizer: Any, stop: list[str], stop_regex: list[str], prompt_len: int):
-        self.tokenizer, self.stop, self.stop_regex, self.prompt_len = tokenizer, stop, stop_regex, prompt_len
+    def __init__(self, tokenizer: Any, config: GenerationConfig, prompt_len: int):
+        self.tokenizer, self.config, self.prompt_len = tokenizer, config, prompt_len
 
     def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
         rows = input_ids[:, self.prompt_len :].tolist()
-        done = [contains_stop(r, self.tokenizer, self.stop, self.stop_regex) for r in rows]
+        done = [halts(r, self.tokenizer, self.config) for r in rows]
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
@@ -205,7 +225,7 @@ class HFGenerator:
         jobs.sort(key=lambda job: len(job.prompt), reverse=True)  # longest first: a joining prompt always fits
 
         def is_done(ids: list[int]) -> bool:
-            return ids[-1] in self.eos or contains_stop(ids, self.tokenizer, config.stop, config.stop_regex)
+            return ids[-1] in self.eos or halts(ids, self.tokenizer, config)
 
         with torch.inference_mode(), tqdm(total=len(jobs), desc="generate", unit="seq", disable=not progress) as bar:
             if continuous.supported(self.model):
@@ -215,7 +235,8 @@ class HFGenerator:
                 finished = self._generate_padded(jobs, config)
             for job, ids in finished:
                 i, k = job.key
-                done = finish(ids, self.tokenizer, self.eos, config.stop, config.max_new_tokens, config.stop_regex)
+                done = finish(ids, self.tokenizer, self.eos, config.stop, config.max_new_tokens, config.stop_regex,
+                              config.stop_on_loop)
                 bar.update(1)
                 for sample in range(config.n) if greedy else [k]:
                     yield i, sample, replace(done)
@@ -249,8 +270,8 @@ class HFGenerator:
             pad_token_id=self.pad_id,
             eos_token_id=sorted(self.eos),
         )
-        stopping = [_StopStrings(self.tokenizer, config.stop, config.stop_regex, width)] \
-            if config.stop or config.stop_regex else None
+        stopping = [_StopStrings(self.tokenizer, config, width)] \
+            if config.stop or config.stop_regex or config.stop_on_loop else None
         out = self.model.generate(
             input_ids=input_ids.to(device),
             attention_mask=mask.to(device),
@@ -302,6 +323,8 @@ class VLLMGenerator:
         """vLLM schedules the whole queue itself; its results are yielded when the call returns."""
         if config.stop_regex:
             raise UserError("backend 'vllm': stop_regex is not supported; use plain stop strings")
+        if config.stop_on_loop:
+            raise UserError("backend 'vllm': eval.stop_on_loop is not supported; set it to false")
         for i, completions in enumerate(self.generate(prompts, config, progress)):
             for k, completion in enumerate(completions):
                 yield i, k, completion

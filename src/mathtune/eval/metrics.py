@@ -103,14 +103,15 @@ def answered(answer: str | None) -> bool:
 
 
 def completion_rates(records: Sequence[dict]) -> dict[str, float | None]:
-    """No-answer rate, truncation rate and mean tokens, each over every completion (all samples of every problem):
+    """No-answer rate, truncation rate, loop-stop rate and mean tokens, each over every completion (all samples of every problem):
     the one definition the summary, `compare`, the plots and the GRPO report read. None when there are no records."""
     if not records:
-        return {"no_answer_rate": None, "truncation_rate": None, "mean_tokens": None}
+        return {"no_answer_rate": None, "truncation_rate": None, "loop_stop_rate": None, "mean_tokens": None}
     n = len(records)
     return {
         "no_answer_rate": sum(r.get("reason") == "no_answer" for r in records) / n,
         "truncation_rate": sum(bool(r.get("truncated")) for r in records) / n,
+        "loop_stop_rate": sum(bool(r.get("looped")) for r in records) / n,  # ended by eval.stop_on_loop
         "mean_tokens": sum(r["num_tokens"] for r in records) / n,
     }
 

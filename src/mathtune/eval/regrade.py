@@ -20,6 +20,7 @@ from typing import Any
 from mathtune.answers import grade_detailed
 from mathtune.answers.external import external_verdicts, flexible_extract, strict_extract
 from mathtune.errors import UserError
+from mathtune.eval.diagnostics import diagnose
 from mathtune.runs import RECIPE_FILE, atomic_write_json, atomic_write_text
 
 SAMPLES_FILE = "samples.jsonl"
@@ -82,7 +83,8 @@ def run_strict_pattern(folder: Path, bench: str | None = None) -> str | None:
 
 
 def regrade_record(rec: dict, grader: str, bench: str | None = None, strict_pattern: str | None = None) -> dict:
-    """The record graded again by `grader`: verdict, extraction and reason replaced, all graders' verdicts fresh.
+    """The record graded again by `grader`: verdict, extraction and reason replaced, all graders' verdicts and the
+    diagnostics fresh.
 
     `strict_pattern`: the few-shot prompt set's strict-match regex (gsm8k-cot: "The answer is N."), None for `#### N`.
     """
@@ -91,6 +93,8 @@ def regrade_record(rec: dict, grader: str, bench: str | None = None, strict_patt
     mine = grade_detailed(text, gold, bench_used)
     verdicts = {"mathtune": mine.correct, **external_verdicts(text, gold, bench_used, strict_pattern=strict_pattern)}
     out = {**rec, "graders": verdicts, "grader": grader, "stored_correct": rec.get("correct")}
+    if "diagnostics" in rec:  # recomputed too, so a regrade applies the current loop and doubt rules
+        out["diagnostics"] = diagnose(text, num_tokens=rec.get("num_tokens"), gold=mine.gold)
     if grader == "mathtune":
         out.update(correct=mine.correct, extracted=mine.extracted, gold=mine.gold, rule=mine.rule, reason=mine.reason)
         return out

@@ -57,6 +57,7 @@ def generation_config(cfg: EvalConfig, fmt: FormatConfig | None = None):
         batch_size=cfg.batch_size,
         stop=list(ZERO_SHOT_STOP if stop is None else stop),
         stop_regex=[FINAL_LINE] if cfg.stop_after_answer and hash_marker else [],
+        stop_on_loop=cfg.stop_on_loop,
     )
 
 
@@ -81,6 +82,7 @@ def score(index: int, sample: int, row: dict, prompt: str, completion, bench: st
         "graders": external_verdicts(completion.text, row["answer"], bench, strict_pattern=strict_pattern),
         "num_tokens": completion.num_tokens,
         "truncated": completion.truncated,
+        "looped": getattr(completion, "looped", False),  # a generator of its own may not know stop_on_loop
         "diagnostics": diagnose(completion.text, num_tokens=completion.num_tokens, gold=result.gold),
     }
 
