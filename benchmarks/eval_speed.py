@@ -125,6 +125,7 @@ def main() -> None:
     parser.add_argument("--batch-sizes", default="64,32,128", help="new-path batch sizes; the first is the default")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--bf16", action="store_true", help="also run the new path with eval.precision bf16")
+    parser.add_argument("--int8", action="store_true", help="also run the new path with eval.precision int8")
     parser.add_argument("--profile", type=int, default=0, help="profile the new path at this batch size and exit")
     parser.add_argument("--no-write", action="store_true", help="print only, leave the results files alone")
     args = parser.parse_args()
@@ -134,7 +135,7 @@ def main() -> None:
     from mathtune.answers import grade
     from mathtune.config import FormatConfig
     from mathtune.data.formats import build_prompt
-    from mathtune.eval.generate import GenerationConfig, HFGenerator, collect, eos_token_ids
+    from mathtune.eval.generate import GenerationConfig, HFGenerator, collect, eos_token_ids, for_precision
 
     model, tokenizer, rows = load()
     rows = rows[: max(args.prompts, args.reference, args.old_prompts)]
@@ -167,17 +168,17 @@ def main() -> None:
                                              args.prompts, 1))
         ways.append({"way": f"(c) new: one streamed queue, batch {b}, batched attention", "prompts": args.prompts,
                      "batch_size": b, "completions": [c[0] for c in out], "seconds": seconds})
-    if args.bf16:  # eval.precision: bf16, opt-in: the same streamed queue on a bf16 copy of the model
+    for precision in [p for p in ("bf16", "int8") if getattr(args, p)]:  # opt-in eval.precision: the same queue
         import copy
 
-        bf16 = HFGenerator(copy.deepcopy(model).to(torch.bfloat16), tokenizer)
+        other = HFGenerator(for_precision(copy.deepcopy(model), precision), tokenizer)
         b = int(args.batch_sizes.split(",")[0])
         cfg = GenerationConfig(max_new_tokens=args.max_new_tokens, batch_size=b)
-        out, seconds = timed(lambda: collect(bf16.stream(prompts[: args.prompts], cfg, progress=False),
+        out, seconds = timed(lambda: collect(other.stream(prompts[: args.prompts], cfg, progress=False),
                                              args.prompts, 1))
-        ways.append({"way": f"(c) new, eval.precision bf16, batch {b}", "prompts": args.prompts, "batch_size": b,
-                     "completions": [c[0] for c in out], "seconds": seconds})
-        del bf16
+        ways.append({"way": f"(c) new, eval.precision {precision}, batch {b}", "prompts": args.prompts,
+                     "batch_size": b, "completions": [c[0] for c in out], "seconds": seconds})
+        del other
     rest, t_second = timed(lambda: unbatched(model, tokenizer, ref_prompts[half:], args.max_new_tokens, eos))
     base += rest
     llama = llama_cpp_row(ref_prompts, args.max_new_tokens)

@@ -81,9 +81,10 @@ class EvalConfig(Strict):
     # counted as loops and as `stopped in a loop`, never as finished
     stop_on_loop: bool = False
     merge_adapter: bool = True  # fold a LoRA adapter into the weights before generating (same outputs, faster)
-    # opt-in: generate in bf16 (the model is cast in place). Faster on CPUs with AMX/AVX512-BF16, but greedy
-    # completions then differ from fp32 ones (measured: benchmarks/results/eval_speed.md); fp32 stays the default
-    precision: Literal["fp32", "bf16"] = "fp32"
+    # opt-in: generate in bf16 (the model is cast in place) or with int8 linear layers (torch dynamic quantisation,
+    # CPU only). Faster on some CPUs, but greedy completions then differ from fp32 ones (measured:
+    # benchmarks/results/eval_speed.md); fp32 stays the default
+    precision: Literal["fp32", "bf16", "int8"] = "fp32"
 
 
 class DataConfig(Strict):

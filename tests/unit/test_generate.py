@@ -238,3 +238,18 @@ def test_halts_on_a_template_loop_only_when_asked(tokenizer):
     healthy = tokenizer("Each box holds 12 eggs, so 5 boxes hold 5*12=60 eggs. She sells 60-14=46 of them.\n",
                         add_special_tokens=False)["input_ids"]
     assert not halts(healthy[:LOOP_CHECK_EVERY * 8], tokenizer, GenerationConfig(stop_on_loop=True))
+
+
+def test_for_precision_int8_quantizes_the_linears_and_still_generates(model, tokenizer):
+    import copy
+
+    from mathtune.eval.generate import for_precision
+
+    q = for_precision(copy.deepcopy(model), "int8")
+    assert not any(type(m) is torch.nn.Linear for m in q.modules())  # every linear layer, the LM head too
+    assert any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in q.modules())
+    (completion,) = greedy(q, tokenizer, ["Q: 2+3=?\nA:"], max_new_tokens=8)[0]
+    assert completion.num_tokens >= 1
+    assert for_precision(model, "fp32") is model
+    with pytest.raises(UserError, match="fp16"):
+        for_precision(model, "fp16")

@@ -330,6 +330,27 @@ class VLLMGenerator:
                 yield i, k, completion
 
 
+def for_precision(model: Any, precision: str) -> Any:
+    """The model as `eval.precision` asks (changed in place): fp32 as it is, bf16 cast, int8 linear layers."""
+    if precision == "fp32":
+        return model
+    if precision == "bf16":
+        return model.to(torch.bfloat16)
+    if precision != "int8":
+        raise UserError(f"eval.precision: {precision!r} is not one of fp32, bf16, int8")
+    if next(model.parameters()).device.type != "cpu":
+        raise UserError("eval.precision int8 is for CPUs (torch dynamic quantisation); use bf16 on a GPU")
+    # torch's own dynamic quantisation: int8 weights per tensor, activations quantised per call. Deprecated in favour
+    # of torchao, which is not a dependency; measured against fp32 and bf16 in benchmarks/eval_speed.py (--int8)
+    import warnings
+
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", (DeprecationWarning, UserWarning))
+        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+
+
 def make_generator(backend: str, model: Any, tokenizer: Any) -> Generator:
     """Return the generator of `backend`: "hf" (any transformers or peft model) or "vllm" (GPU, optional extra)."""
     if backend == "hf":

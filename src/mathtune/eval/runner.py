@@ -99,7 +99,7 @@ def evaluate(
     by (problem, sample) at the end, so a resumed run leaves the same file as an uninterrupted one. `shard` (i, n):
     only slice i of n of the problems (eval/shard.py), each sample keeping its index in the whole set.
     """
-    from mathtune.eval.generate import make_generator
+    from mathtune.eval.generate import for_precision, make_generator
 
     rows = rows[: cfg.limit] if cfg.limit else rows
     if shard is not None:
@@ -121,10 +121,8 @@ def evaluate(
     atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in done))  # without a torn tail or partial problems
     todo = [i for i in sorted(indices) if i not in finished]
     if todo:
-        if cfg.precision == "bf16" and generator is None and cfg.backend == "hf":
-            import torch
-
-            model = model.to(torch.bfloat16)
+        if generator is None and cfg.backend == "hf":
+            model = for_precision(model, cfg.precision)
         generator = generator or make_generator(cfg.backend, model, tokenizer)
         prompts = [build(rows[i]["question"]) for i in todo]
         pattern = strict_pattern(cfg)
