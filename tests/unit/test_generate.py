@@ -211,19 +211,25 @@ def test_a_long_shared_prefix_is_prefilled_once_and_changes_no_greedy_token(mode
 def test_stop_on_loop_ends_early_and_says_looped(model, tokenizer, engine, monkeypatch):
     from mathtune.eval import generate
 
-    # the random model writes no template loop, so the detector is stood in for: "a loop" once 10+ characters exist
-    monkeypatch.setattr(generate, "ends_in_template_loop", lambda text: len(text) >= 10)
+    # the random model writes no template loop, so the detector is stood in for: "a loop" from 10, 20 or 30
+    # characters on, by the text's first character, so rows stop at different steps (the padded path pads them)
+    def fake_loop(text: str) -> bool:
+        return len(text) >= 10 * (1 + ord(text[0]) % 3)
+
+    monkeypatch.setattr(generate, "ends_in_template_loop", fake_loop)
     plain = greedy(model, tokenizer, max_new_tokens=40, stop_regex=[], stop=[])
     cut = greedy(model, tokenizer, max_new_tokens=40, stop_on_loop=True)
-    for (full,), (early,) in zip(plain, cut):
-        if full.num_tokens < 16:  # ended (EOS) before the second check: nothing to cut
+    step = generate.LOOP_CHECK_EVERY
+    for prompt, (full,), (early,) in zip(PROMPTS, plain, cut):
+        ids = reference(model, tokenizer, prompt, 40)
+        # the first check length at which the stand-in fires on the completion's prefix
+        at = next((n for n in range(step, 41, step) if fake_loop(tokenizer.decode(ids[:n], skip_special_tokens=True))), None)
+        if at is None or full.num_tokens <= at:  # ended (EOS) or hit the cap before any check fired
             assert early == full
             continue
-        # checked every LOOP_CHECK_EVERY tokens: cut at the first check with 10+ characters, text a prefix of the full
-        assert early.num_tokens % generate.LOOP_CHECK_EVERY == 0 and early.num_tokens < 40
-        assert full.text.startswith(early.text) and len(early.text) >= 10
+        assert (early.num_tokens, early.text) == (at, tokenizer.decode(ids[:at], skip_special_tokens=True))
         assert early.looped and not early.truncated
-    assert any(early.looped for (early,) in cut)
+    assert len({c.num_tokens for (c,) in cut if c.looped}) >= 2  # rows stopped at different steps
 
 
 def test_halts_on_a_template_loop_only_when_asked(tokenizer):

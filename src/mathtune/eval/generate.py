@@ -91,10 +91,11 @@ def finish(ids: list[int], tokenizer: Any, eos: set[int], stop: list[str], max_n
     if cut >= 0:
         text, stopped = text[:cut], True
         num_tokens = _tokens_to_reach(ids, tokenizer, stop, stop_regex or [])
+    elif stop_on_loop and _loop_check(ids, tokenizer):
+        # the loop check ended it here, as in `halts`; an EOS right after is the padded fallback's padding
+        return Completion(text=text, num_tokens=len(ids), truncated=False, looped=True)
     truncated = not stopped and num_tokens >= max_new_tokens
-    # a sequence ends before the cap only on EOS, a stop or (with stop_on_loop) the loop check
-    looped = stop_on_loop and not stopped and not truncated
-    return Completion(text=text, num_tokens=num_tokens, truncated=truncated, looped=looped)
+    return Completion(text=text, num_tokens=num_tokens, truncated=truncated)
 
 
 def _first_stop(text: str, stop: list[str], stop_regex: list[str]) -> int:
@@ -135,13 +136,18 @@ LOOP_CHECK_EVERY = 8  # tokens between loop checks: a loop runs on for at most t
 LOOP_TAIL_TOKENS = 320  # decoded for the check: five repeats of a 200-character sentence
 
 
+def _loop_check(ids: list[int], tokenizer: Any) -> bool:
+    """The loop stop's test: at a check length, the decoded tail ends in a template loop."""
+    if not ids or len(ids) % LOOP_CHECK_EVERY:
+        return False
+    return ends_in_template_loop(tokenizer.decode(ids[-LOOP_TAIL_TOKENS:], skip_special_tokens=True))
+
+
 def halts(ids: list[int], tokenizer: Any, config: GenerationConfig) -> bool:
     """Whether generation of this sequence stops now (EOS aside): a stop string or regex, or a template loop."""
     if contains_stop(ids, tokenizer, config.stop, config.stop_regex):
         return True
-    if not config.stop_on_loop or len(ids) % LOOP_CHECK_EVERY:
-        return False
-    return ends_in_template_loop(tokenizer.decode(ids[-LOOP_TAIL_TOKENS:], skip_special_tokens=True))
+    return config.stop_on_loop and _loop_check(ids, tokenizer)
 
 
 def _rng(seed: int, prompt: str, sample: int) -> torch.Generator:
