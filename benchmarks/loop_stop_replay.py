@@ -1,7 +1,7 @@
 """What `eval.stop_on_loop` would have changed: replay its check on completions generated without it.
 
     flock /tmp/mathtune-cpu.lock python benchmarks/loop_stop_replay.py \
-        benchmarks/results/gsm8k_v1/baseline benchmarks/results/gsm8k_v1/tuned      # seconds
+        benchmarks/results/gsm8k_default/baseline benchmarks/results/gsm8k_default/tuned      # seconds
 
 Each stored completion is re-tokenized with the default model's tokenizer and cut at the first length where the
 generator's own stop test (`eval.generate.halts`, checked every LOOP_CHECK_EVERY tokens) fires; the cut text is graded

@@ -65,7 +65,7 @@ def test_near_repeat_loop_is_caught_by_the_tail_3gram_ratio():
 
 
 def test_template_loop_same_sentence_with_new_numbers():
-    # as greedy GSM8K completions of the headline run do (benchmarks/results/gsm8k_v1/tuned)
+    # as greedy GSM8K completions of the headline run do (benchmarks/results/gsm8k_default/tuned)
     pairs = [(560, 40), (560, 6000), (11600, 560), (12760, 560), (13000, 6000), (14600, 560)]
     lines = [f"They have {a}+{b}={a + b} coins in their piggy bank." for a, b in pairs] + ["They have 15160+6000=211"]
     start = "Rong has saved 20*2=40 coins.\nNeil has saved 2/5*40=16 coins.\n"

@@ -73,7 +73,7 @@ LOOP_TAIL_RATIO = 0.5
 #    ("They have 560+40=600 coins.\nThey have 10*600=6000 coins.\n..."), which is neither exactly periodic nor, within
 #    a few hundred tokens, long enough for signal 2. With every run of digits read as one symbol, the text ends in a
 #    span repeated at least TEMPLATE_MIN_REPEATS times covering at least TEMPLATE_MIN_SPAN_CHARS. Set from the
-#    first GSM8K recipe's completions (benchmarks/results/gsm8k_v1/): five repeats of a 30-character sentence
+#    GSM8K headline run's completions (benchmarks/results/gsm8k_default/): five repeats of a 30-character sentence
 #    at least, so short legitimate chains ("60-10=50, 50-10=40, 40-10=30") stay unflagged. This is also the rule that
 #    `eval.stop_on_loop` ends a generation on (eval/generate.py).
 TEMPLATE_MIN_REPEATS = 5
