@@ -20,6 +20,7 @@ speed reference. Writes benchmarks/results/eval_speed.json and the block between
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import shlex
@@ -169,8 +170,6 @@ def main() -> None:
         ways.append({"way": f"(c) new: one streamed queue, batch {b}, batched attention", "prompts": args.prompts,
                      "batch_size": b, "completions": [c[0] for c in out], "seconds": seconds})
     for precision in [p for p in ("bf16", "int8") if getattr(args, p)]:  # opt-in eval.precision: the same queue
-        import copy
-
         other = HFGenerator(for_precision(copy.deepcopy(model), precision), tokenizer)
         b = int(args.batch_sizes.split(",")[0])
         cfg = GenerationConfig(max_new_tokens=args.max_new_tokens, batch_size=b)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # GSM8K headline: the shipped `gsm8k` recipe on the embedded default, full test set, published with every sample.
 #   bash benchmarks/gsm8k_default.sh            # ~90 min on 2 cores; RUN=runs/gsm8k-main to publish a finished run
+#   OUT=benchmarks/results/gsm8k_v2 ARGS="--set eval.stop_on_loop=true ..." bash benchmarks/gsm8k_default.sh
 # Runs `mathtune run gsm8k` under the shared CPU lock (unless RUN names a finished run folder), regrades both
 # evaluations with every grader (mathtune, lm-eval strict-match and flexible-extract, math-verify), compares them
 # paired by problem, and copies samples, summaries, report, metrics and plots to benchmarks/results/gsm8k_default/.
@@ -12,7 +13,7 @@ LOCK="${TMPDIR:-/tmp}/mathtune-cpu.lock"
 if [ -z "$RUN" ]; then
   RUN=runs/gsm8k-$(date +%Y%m%d-%H%M%S)
   uptime > "$RUN.load" 2>/dev/null || true
-  flock "$LOCK" mathtune run gsm8k --output "$RUN"
+  flock "$LOCK" mathtune run gsm8k ${ARGS:-} --output "$RUN"  # ARGS: recipe overrides, e.g. "--set lora.r=8"
   uptime >> "$RUN.load"
 fi
 mkdir -p "$OUT"

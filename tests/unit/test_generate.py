@@ -223,7 +223,8 @@ def test_stop_on_loop_ends_early_and_says_looped(model, tokenizer, engine, monke
     for prompt, (full,), (early,) in zip(PROMPTS, plain, cut):
         ids = reference(model, tokenizer, prompt, 40)
         # the first check length at which the stand-in fires on the completion's prefix
-        at = next((n for n in range(step, 41, step) if fake_loop(tokenizer.decode(ids[:n], skip_special_tokens=True))), None)
+        at = next((n for n in range(step, 41, step)
+                   if fake_loop(tokenizer.decode(ids[:n], skip_special_tokens=True))), None)
         if at is None or full.num_tokens <= at:  # ended (EOS) or hit the cap before any check fired
             assert early == full
             continue

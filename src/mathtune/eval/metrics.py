@@ -103,8 +103,9 @@ def answered(answer: str | None) -> bool:
 
 
 def completion_rates(records: Sequence[dict]) -> dict[str, float | None]:
-    """No-answer rate, truncation rate, loop-stop rate and mean tokens, each over every completion (all samples of every problem):
-    the one definition the summary, `compare`, the plots and the GRPO report read. None when there are no records."""
+    """No-answer rate, truncation rate, loop-stop rate and mean tokens, each over every completion (all samples of
+    every problem): the one definition the summary, `compare`, the plots and the GRPO report read. None when there are
+    no records."""
     if not records:
         return {"no_answer_rate": None, "truncation_rate": None, "loop_stop_rate": None, "mean_tokens": None}
     n = len(records)
