@@ -80,6 +80,10 @@ class EvalConfig(Strict):
     # instead of at max_new_tokens: faster, and the grade of such rows barely moves (README "GSM8K"); the rows are
     # counted as loops and as `stopped in a loop`, never as finished
     stop_on_loop: bool = False
+    # GSM8K's calculator (Cobbe et al. 2021): after a note `<<48/2=` the tool writes `24>>` (eval/calculator.py).
+    # For models trained on solutions that keep the notes (`{source: gsm8k, calculator_notes: true}`); its scores
+    # are a tool-assisted protocol, reported apart from tool-free ones
+    calculator: bool = False
     merge_adapter: bool = True  # fold a LoRA adapter into the weights before generating (same outputs, faster)
     # opt-in: generate in bf16 (the model is cast in place) or with int8 linear layers (torch dynamic quantisation,
     # CPU only). Faster on some CPUs, but greedy completions then differ from fp32 ones (measured:

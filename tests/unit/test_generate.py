@@ -260,3 +260,92 @@ def test_for_precision_int8_quantizes_the_linears_and_still_generates(model, tok
     assert for_precision(model, "fp32") is model
     with pytest.raises(UserError, match="fp16"):
         for_precision(model, "fp16")
+
+
+def test_vllm_completions_are_cut_as_the_hf_path_cuts_them(model, tokenizer, monkeypatch, tmp_path):
+    """vLLM cannot run the stop regex or the loop stop per token: cut afterwards, they give the HF path's completion."""
+    import sys
+    from types import SimpleNamespace
+
+    from mathtune.eval import generate
+
+    def fake_loop(text: str) -> bool:  # as in the loop-stop test: fires 10, 20 or 30 characters on
+        return len(text) >= 10 * (1 + ord(text[0]) % 3)
+
+    class FakeLLM:  # "generates" what unbatched greedy decoding writes with no stop at all, EOS included
+        def __init__(self, model: str, tokenizer: str):
+            pass
+
+        def get_tokenizer(self):
+            return tokenizer
+
+        def generate(self, token_prompts, params, use_tqdm):
+            texts = [tokenizer.decode(p["prompt_token_ids"]) for p in token_prompts]
+            return [SimpleNamespace(outputs=[SimpleNamespace(token_ids=reference(model, tokenizer, t, 40))])
+                    for t in texts]
+
+    monkeypatch.setitem(sys.modules, "vllm", SimpleNamespace(LLM=FakeLLM, SamplingParams=lambda **kw: kw))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(generate, "ends_in_template_loop", fake_loop)
+    vllm = make_generator("vllm", str(tmp_path), tokenizer)
+    for kw in ({"stop_on_loop": True}, {"stop_regex": [r"[aeiou]{2}"]}, {"stop": ["e"], "stop_on_loop": True}, {}):
+        config = GenerationConfig(max_new_tokens=40, **kw)
+        hf = HFGenerator(model, tokenizer).generate(PROMPTS, config, progress=False)
+        assert vllm.generate(PROMPTS, config, progress=False) == hf, kw
+    looped = vllm.generate(PROMPTS, GenerationConfig(max_new_tokens=40, stop_on_loop=True), progress=False)
+    assert any(c.looped for (c,) in looped)  # the cut really happened in this case table
+
+
+def _greedy_ids(model, ids: list[int], max_new_tokens: int) -> list[int]:
+    """Unbatched greedy continuation of raw ids, up to and including EOS (id 1)."""
+    t = torch.tensor([ids])
+    out = model.generate(input_ids=t, attention_mask=torch.ones_like(t), max_new_tokens=max_new_tokens,
+                         do_sample=False, pad_token_id=1, eos_token_id=1)[0, len(ids):].tolist()
+    return next((out[: i + 1] for i, tok in enumerate(out) if tok == 1), out)
+
+
+def test_calculator_ids_are_fed_in_place_of_picked_ones_and_decoding_goes_on_from_them(model, tokenizer,
+                                                                                      monkeypatch):
+    """What a tool writes is then read by the model as its own: the rest equals unbatched decoding from there."""
+    from mathtune.eval import generate
+
+    note = tokenizer("<<7>>", add_special_tokens=False)["input_ids"]
+    fire_at = {3, 9, 16}  # generated lengths after which the stand-in tool writes; 5 rows in 3 slots overlap them
+
+    def tool(ids):
+        return list(note) if len(ids) in fire_at and ids[-1] != note[-1] else []
+
+    monkeypatch.setattr(generate, "calculator_tokens", lambda ids, tok: tool(ids))
+    out = greedy(model, tokenizer, max_new_tokens=30, calculator=True, batch_size=3, stop=[], stop_regex=[])
+    inserted = 0
+    for prompt, (completion,) in zip(PROMPTS, out):
+        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        ids: list[int] = []  # the reference: unbatched greedy one id at a time, the tool's ids appended after it fires
+        while len(ids) < 30:
+            ids += _greedy_ids(model, prompt_ids + ids, 1)
+            if ids[-1] == 1:
+                break
+            written = tool(ids)
+            inserted += bool(written)
+            ids += written
+        expect = tokenizer.decode([t for t in ids[:30] if t != 1], skip_special_tokens=True)
+        assert completion.text == expect
+        assert completion.num_tokens == len(ids[:30])
+    assert inserted >= 5  # the tool did fire, in every row or more than once in some
+
+
+def test_calculator_needs_the_continuous_engine(model, tokenizer, monkeypatch):
+    from mathtune.eval import continuous
+
+    monkeypatch.setattr(continuous, "supported", lambda model: False)
+    with pytest.raises(UserError, match="eval.calculator"):
+        greedy(model, tokenizer, calculator=True)
+
+
+def test_calculator_tokens_answer_an_open_note_with_the_value_and_close_it(tokenizer):
+    from mathtune.eval.calculator import calculator_tokens
+
+    ids = tokenizer("so 48/2 = <<48/2=", add_special_tokens=False)["input_ids"]
+    assert tokenizer.decode(calculator_tokens(ids, tokenizer)) == "24>>"
+    assert calculator_tokens(ids[:-1], tokenizer) == []  # not at `=` yet
+    assert calculator_tokens(tokenizer("4*3=", add_special_tokens=False)["input_ids"], tokenizer) == []

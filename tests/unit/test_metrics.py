@@ -173,3 +173,15 @@ def test_paired_bootstrap_edge_cases():
         paired_bootstrap([True], [True, False])
     with pytest.raises(ValueError, match="None"):
         mcnemar([True, None], [True, False])
+
+
+def test_completion_rates_count_closed_calculator_notes():
+    from mathtune.eval.metrics import completion_rates
+
+    records = [{"completion": "2*3=<<2*3=6>>6\n#### 6", "num_tokens": 10},
+               {"completion": "2*3=<<2*3=", "num_tokens": 4, "truncated": True},
+               {"completion": "6", "num_tokens": 1}]
+    rates = completion_rates(records)
+    assert rates["calculator_rate"] == pytest.approx(1 / 3)
+    assert rates["truncation_rate"] == pytest.approx(1 / 3) and rates["mean_tokens"] == 5
+    assert completion_rates([])["calculator_rate"] is None

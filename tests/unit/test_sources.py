@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import types
 from pathlib import Path
@@ -297,6 +298,14 @@ def test_gsm8k_strips_calculator_notes_and_commas():
     rows = load_source({"source": "gsm8k", "split": "test", "path": str(HUB / "gsm8k")})
     assert rows[2]["answer"] == "1250"
     assert all("<<" not in r["solution"] and "####" not in r["solution"] for r in rows)
+
+
+def test_gsm8k_keeps_calculator_notes_when_asked():
+    plain = load_source({"source": "gsm8k", "split": "test", "path": str(HUB / "gsm8k")})
+    kept = load_source({"source": "gsm8k", "split": "test", "path": str(HUB / "gsm8k"), "calculator_notes": True})
+    assert [r["answer"] for r in kept] == [r["answer"] for r in plain]
+    assert any("<<" in r["solution"] for r in kept) and all("####" not in r["solution"] for r in kept)
+    assert [re.sub(r"<<[^>]*>>", "", r["solution"]) for r in kept] == [r["solution"] for r in plain]
 
 
 def test_math_answers_are_the_last_box_with_nested_braces():

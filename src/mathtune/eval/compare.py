@@ -34,6 +34,7 @@ METRICS = (
     ("no_answer_rate", "no answer found", "pct"),
     ("truncation_rate", "truncated (hit max tokens)", "pct"),
     ("loop_stop_rate", "stopped in a loop (eval.stop_on_loop)", "pct"),
+    ("calculator_rate", "with a calculator note <<a*b=c>>", "pct"),
     ("mean_tokens", "tokens per completion", "num"),
     ("doubt_per_1k_tokens", "doubt markers per 1k tokens", "num"),
     ("repeated_3gram_ratio", "repeated 3-gram ratio", "num"),

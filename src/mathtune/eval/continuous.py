@@ -146,6 +146,7 @@ def _packed_linears(model: Any, batch_hint: int) -> Iterator[None]:
 class _Row:
     job: Job
     new: list[int] = field(default_factory=list)  # generated ids so far; the last one is fed next step
+    inserted: list[int] = field(default_factory=list)  # ids a tool writes next, one a step, instead of picked ones
 
 
 class _SlabLayer(DynamicLayer):
@@ -234,19 +235,23 @@ def run(
     pick: Callable[[torch.Tensor, list[Job]], list[int]],
     is_done: Callable[[list[int]], bool],
     exact_attention: bool = False,
+    insert: Callable[[list[int]], list[int]] | None = None,
 ) -> Iterator[tuple[Job, list[int]]]:
     """Generate every job, yielding `(job, new_ids)` as each row ends (at most `max_new_tokens` ids).
 
     `pick(logits [rows, vocab], jobs)` chooses next ids, `is_done(new_ids)` ends a row early. Jobs are admitted in
     the given order (give them longest prompt first: a prompt never has to wait for room), so every slot stays busy
     until the queue is empty. `exact_attention` runs attention row by row (slower; see `_row_attention`).
+    `insert(new_ids)` names ids a tool writes next (eval/calculator.py); they are fed one a step, in place of the
+    picked ones, and count as generated.
     """
     if not jobs:
         return
     capacity = max(len(j.prompt) for j in jobs) + max_new_tokens + SLACK
     with _attention(model, ROW_ATTENTION), _packed_linears(model, slots):
         prefix = _shared_prefix(model, jobs)
-        yield from _run(model, deque(jobs), slots, capacity, max_new_tokens, pick, is_done, exact_attention, prefix)
+        yield from _run(model, deque(jobs), slots, capacity, max_new_tokens, pick, is_done, exact_attention, prefix,
+                        insert)
 
 
 MIN_SHARED_PREFIX = 64  # tokens: below this (a chat template's system turn) prefill alone stays bit-exact
@@ -274,8 +279,8 @@ def _shared_prefix(model: Any, jobs: list[Job]) -> DynamicCache | None:
 
 
 def _run(model: Any, queue: deque, slots: int, capacity: int, max_new_tokens: int, pick: Callable,
-         is_done: Callable, exact_attention: bool, prefix: DynamicCache | None = None
-         ) -> Iterator[tuple[Job, list[int]]]:
+         is_done: Callable, exact_attention: bool, prefix: DynamicCache | None = None,
+         insert: Callable | None = None) -> Iterator[tuple[Job, list[int]]]:
     slab: _Slab | None = None
     rows: list[_Row | None] = []
     while queue or any(rows):
@@ -299,7 +304,7 @@ def _run(model: Any, queue: deque, slots: int, capacity: int, max_new_tokens: in
             rows = [rows[i] for i in live]
         if not rows:
             break
-        _step(model, slab, rows, pick, exact_attention)
+        _step(model, slab, rows, pick, exact_attention, insert)
         for i, row in enumerate(rows):
             if row is not None and (len(row.new) >= max_new_tokens or is_done(row.new)):
                 rows[i] = None
@@ -319,7 +324,8 @@ def _prefill(model: Any, job: Job, pick: Callable, prefix: DynamicCache | None =
     return cache, pick(out.logits[:, -1, :], [job])[0]
 
 
-def _step(model: Any, slab: _Slab, rows: list[_Row], pick: Callable, exact_attention: bool = False) -> None:
+def _step(model: Any, slab: _Slab, rows: list[_Row], pick: Callable, exact_attention: bool = False,
+          insert: Callable | None = None) -> None:
     """One decode step of every row: feed each row's last id at its own position, append the picked id."""
     slab.make_room(list(range(len(rows))))
     device = model.device
@@ -332,4 +338,6 @@ def _step(model: Any, slab: _Slab, rows: list[_Row], pick: Callable, exact_atten
         extra = {"mathtune_slab_mask": (columns[None, :] >= starts[:, None])[:, None, None, :]}
     out = model(input_ids=ids, position_ids=positions, past_key_values=slab.cache, use_cache=True, **extra)
     for row, tok in zip(rows, pick(out.logits[:, -1, :], [r.job for r in rows])):
-        row.new.append(tok)
+        row.new.append(row.inserted.pop(0) if row.inserted else tok)
+        if insert is not None and not row.inserted:
+            row.inserted = insert(row.new)

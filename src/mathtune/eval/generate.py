@@ -8,12 +8,14 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field, replace
 import re
+from types import SimpleNamespace
 from typing import Any, Callable, Iterator, Protocol
 
 import torch
 
 from mathtune.errors import UserError
 from mathtune.eval import continuous
+from mathtune.eval.calculator import calculator_tokens
 from mathtune.eval.continuous import Job
 from mathtune.eval.diagnostics import ends_in_template_loop
 
@@ -36,6 +38,8 @@ class GenerationConfig:
     # same up to max_new_tokens. Its Completion says `looped`; the loop diagnostic still counts it as a loop
     stop_on_loop: bool = False
     exact_attention: bool = False  # attention row by row, as unbatched decoding does (slower; for exactness checks)
+    # GSM8K's calculator: after `<<EXPR=` the value and `>>` are written for the model (eval/calculator.py)
+    calculator: bool = False
 
 
 @dataclass
@@ -150,6 +154,17 @@ def halts(ids: list[int], tokenizer: Any, config: GenerationConfig) -> bool:
     return config.stop_on_loop and _loop_check(ids, tokenizer)
 
 
+def cut_where_halted(ids: list[int], tokenizer: Any, eos: set[int], config: GenerationConfig) -> list[int]:
+    """The ids a token-by-token decode would have kept: up to the first EOS or the first length where `halts`.
+
+    For engines that cannot run `halts` while they decode (vLLM has no callback per token): applied afterwards, the
+    same rule gives the same completion, only the tokens past the cut were paid for."""
+    for n in range(1, len(ids) + 1):
+        if ids[n - 1] in eos or halts(ids[:n], tokenizer, config):
+            return ids[:n]
+    return ids
+
+
 def _rng(seed: int, prompt: str, sample: int) -> torch.Generator:
     """A generator per (seed, prompt text, sample): a sample does not depend on batch size, on the other prompts
     or on how the caller chunks its prompts (a resumed eval redraws exactly what it lost)."""
@@ -234,9 +249,13 @@ class HFGenerator:
             return ids[-1] in self.eos or halts(ids, self.tokenizer, config)
 
         with torch.inference_mode(), tqdm(total=len(jobs), desc="generate", unit="seq", disable=not progress) as bar:
+            insert = (lambda ids: calculator_tokens(ids, self.tokenizer)) if config.calculator else None
             if continuous.supported(self.model):
                 finished = continuous.run(self.model, jobs, config.batch_size, config.max_new_tokens,
-                                          _picker(config), is_done, config.exact_attention)
+                                          _picker(config), is_done, config.exact_attention, insert)
+            elif config.calculator:
+                raise UserError("eval.calculator needs mathtune's continuous batching, which this model does not "
+                                "support (a Llama-style decoder does); set eval.calculator to false")
             else:
                 finished = self._generate_padded(jobs, config)
             for job, ids in finished:
@@ -304,6 +323,8 @@ class VLLMGenerator:
             raise UserError("backend 'vllm' needs a model saved to disk (a folder or hub id), not one built in memory")
         self.vllm = vllm
         self.llm = vllm.LLM(model=str(path), tokenizer=getattr(tokenizer, "name_or_path", None) or str(path))
+        self.eos = eos_token_ids(SimpleNamespace(generation_config=_saved_generation_config(str(path))),
+                                 self.llm.get_tokenizer())
 
     def generate(
         self, prompts: list[str], config: GenerationConfig, progress: bool = True
@@ -319,21 +340,31 @@ class VLLMGenerator:
         token_prompts = [{"prompt_token_ids": self.llm.get_tokenizer()(p, add_special_tokens=False)["input_ids"]}
                          for p in prompts]
         outputs = self.llm.generate(token_prompts, params, use_tqdm=progress)
-        return [
-            [Completion(o.text, len(o.token_ids), o.finish_reason == "length") for o in out.outputs] for out in outputs
-        ]
+        tokenizer, eos = self.llm.get_tokenizer(), self.eos
+        # stop regexes and the loop stop cut afterwards, by the rule the HF path applies while it decodes
+        return [[finish(cut_where_halted(list(o.token_ids), tokenizer, eos, config), tokenizer, eos, config.stop,
+                        config.max_new_tokens, config.stop_regex, config.stop_on_loop) for o in out.outputs]
+                for out in outputs]
 
     def stream(
         self, prompts: list[str], config: GenerationConfig, progress: bool = True
     ) -> Iterator[tuple[int, int, Completion]]:
         """vLLM schedules the whole queue itself; its results are yielded when the call returns."""
-        if config.stop_regex:
-            raise UserError("backend 'vllm': stop_regex is not supported; use plain stop strings")
-        if config.stop_on_loop:
-            raise UserError("backend 'vllm': eval.stop_on_loop is not supported; set it to false")
+        if config.calculator:  # vLLM samples whole sequences: nothing can be written into one as it grows
+            raise UserError("backend 'vllm': eval.calculator is not supported; use backend 'hf'")
         for i, completions in enumerate(self.generate(prompts, config, progress)):
             for k, completion in enumerate(completions):
                 yield i, k, completion
+
+
+def _saved_generation_config(path: str) -> Any:
+    """The checkpoint's generation_config (its EOS ids), or None where it has none."""
+    from transformers import GenerationConfig as HFGenerationConfig
+
+    try:
+        return HFGenerationConfig.from_pretrained(path)
+    except (OSError, ValueError):
+        return None
 
 
 def for_precision(model: Any, precision: str) -> Any:

@@ -13,6 +13,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from mathtune.eval.calculator import count_notes
+
 # Below this many discordant pairs McNemar's chi-square approximation is poor, so the exact binomial test is used
 # (the usual rule of thumb; statsmodels and most textbooks draw the line at about 25).
 MCNEMAR_EXACT_BELOW = 25
@@ -103,16 +105,19 @@ def answered(answer: str | None) -> bool:
 
 
 def completion_rates(records: Sequence[dict]) -> dict[str, float | None]:
-    """No-answer rate, truncation rate, loop-stop rate and mean tokens, each over every completion (all samples of
-    every problem): the one definition the summary, `compare`, the plots and the GRPO report read. None when there are
-    no records."""
+    """No-answer, truncation, loop-stop and calculator-note rates and mean tokens, each over every completion (all
+    samples of every problem): the one definition the summary, `compare`, the plots and the GRPO report read. None when
+    there are no records."""
     if not records:
-        return {"no_answer_rate": None, "truncation_rate": None, "loop_stop_rate": None, "mean_tokens": None}
+        return {"no_answer_rate": None, "truncation_rate": None, "loop_stop_rate": None, "calculator_rate": None,
+                "mean_tokens": None}
     n = len(records)
     return {
         "no_answer_rate": sum(r.get("reason") == "no_answer" for r in records) / n,
         "truncation_rate": sum(bool(r.get("truncated")) for r in records) / n,
         "loop_stop_rate": sum(bool(r.get("looped")) for r in records) / n,  # ended by eval.stop_on_loop
+        # completions holding a closed `<<a*b=c>>` note: with eval.calculator, the ones the tool wrote into
+        "calculator_rate": sum(count_notes(r.get("completion") or "") > 0 for r in records) / n,
         "mean_tokens": sum(r["num_tokens"] for r in records) / n,
     }
 

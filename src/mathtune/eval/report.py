@@ -16,6 +16,7 @@ ROWS = [  # (label, key in summary, format)
     ("no answer found", "no_answer_rate", "pct"),
     ("truncated (hit max tokens)", "truncation_rate", "pct"),
     ("stopped in a loop (eval.stop_on_loop)", "loop_stop_rate", "pct"),
+    ("with a calculator note <<a*b=c>>", "calculator_rate", "pct"),
     ("tokens per completion", "mean_tokens", "float"),
 ]
 GRADER_LABELS = {  # accuracy_by_grader key -> row label; the field's graders beside mathtune's own

@@ -58,6 +58,7 @@ def generation_config(cfg: EvalConfig, fmt: FormatConfig | None = None):
         stop=list(ZERO_SHOT_STOP if stop is None else stop),
         stop_regex=[FINAL_LINE] if cfg.stop_after_answer and hash_marker else [],
         stop_on_loop=cfg.stop_on_loop,
+        calculator=cfg.calculator,
     )
 
 

@@ -13,6 +13,7 @@ own names (MATH's level and type, Magpie's difficulty and quality, ...) for filt
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -143,6 +144,8 @@ class GSM8KOptions(HubOptions):
     split: Literal["train", "test"]
     config: Literal["main", "socratic"] = "main"
     hub: bool = False  # load openai/gsm8k from the hub instead of the shipped copy (needed for `socratic`)
+    # keep GSM8K's `<<48/2=24>>` calculator notes in the solution: the training side of `eval.calculator`
+    calculator_notes: bool = False
 
 
 def packaged_gsm8k(split: str) -> Path:
@@ -152,22 +155,23 @@ def packaged_gsm8k(split: str) -> Path:
     return Path(str(files("mathtune.data") / "gsm8k" / f"{split}.jsonl"))
 
 
-def _gsm8k_row(r: dict) -> dict:
+def _gsm8k_row(r: dict, calculator_notes: bool = False) -> dict:
     final = gsm8k_final(r["answer"])
     if final is None:
         raise DataError("no '#### N' final-answer line in 'answer'")
-    return make_row(r["question"], final, gsm8k_solution(r["answer"]), "gsm8k")
+    return make_row(r["question"], final, gsm8k_solution(r["answer"], calculator_notes), "gsm8k")
 
 
 @register_source("gsm8k", GSM8KOptions)
 def load_gsm8k(opts: GSM8KOptions) -> list[dict]:
-    """GSM8K (openai/gsm8k): answer after `####`, solution without the `<<a*b=c>>` calculator notes."""
+    """GSM8K (openai/gsm8k): answer after `####`, solution without (or with) the `<<a*b=c>>` calculator notes."""
+    to_row = functools.partial(_gsm8k_row, calculator_notes=opts.calculator_notes)
     if opts.path is None and not opts.hub:
         if opts.config != "main":
             raise DataError(f"gsm8k: config {opts.config!r} is not shipped with mathtune; set `hub: true` or `path`")
         packaged = packaged_gsm8k(opts.split)
-        return map_records(read_records(packaged), _gsm8k_row, str(packaged))
-    return _load("openai/gsm8k", opts.config, opts, _gsm8k_row)
+        return map_records(read_records(packaged), to_row, str(packaged))
+    return _load("openai/gsm8k", opts.config, opts, to_row)
 
 
 class GSMHardOptions(HubOptions):

@@ -82,9 +82,10 @@ def gsm8k_final(text: str) -> str | None:
     return text.rsplit("####", 1)[1].strip().replace(",", "")
 
 
-def gsm8k_solution(text: str) -> str:
-    """GSM8K's worked solution: the text before `####` with the `<<a*b=c>>` calculator notes removed."""
-    return _CALC_RE.sub("", text.split("####", 1)[0]).strip()
+def gsm8k_solution(text: str, calculator_notes: bool = False) -> str:
+    """GSM8K's worked solution: the text before `####`, its `<<a*b=c>>` calculator notes removed unless kept."""
+    body = text.split("####", 1)[0]
+    return (body if calculator_notes else _CALC_RE.sub("", body)).strip()
 
 
 class FileOptions(SourceOptions):
