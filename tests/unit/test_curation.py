@@ -130,6 +130,29 @@ def test_decontaminate_by_ngram_overlap():
     assert not dropped
 
 
+def test_decontaminate_ignoring_numbers_catches_a_template_rewritten_with_new_numbers():
+    evals = [row("Janet has 16 ducks that lay 3 eggs each and she sells 4 of them at the market for 2 dollars")]
+    rewrite = row("Janet has 41 ducks that lay 7 eggs each and she sells 9 of them at the market for 5 dollars")
+    other = row("A farmer has 3 cows and buys 2 more cows at the market on a sunny afternoon in the spring")
+    assert decontaminate([rewrite, other], evals, ngram=7)[1] == []  # every 7 words hold a changed number
+    kept_rows, dropped = decontaminate([rewrite, other], evals, ngram=7, ignore_numbers=True)
+    assert dropped == [rewrite] and kept_rows == [other]
+
+
+def test_mixing_gsm_symbolic_into_a_gsm8k_recipe_warns_that_its_test_scores_are_not_clean(caplog):
+    from mathtune.data.curation import _warn_templated_from_eval
+
+    gsm8k_test = [dict(row("Janet has 16 ducks"), source="gsm8k")]
+    symbolic = {"source": "reasoning_gym", "task": "gsm_symbolic", "size": 10, "seed": 0}
+    with caplog.at_level("WARNING", logger="mathtune"):
+        _warn_templated_from_eval([{"source": "reasoning_gym", "task": "chain_sum", "size": 10, "seed": 0}],
+                                  [gsm8k_test])
+        _warn_templated_from_eval([symbolic], [[row("1 + 1")]])  # evaluated on something else: no warning
+        assert caplog.records == []
+        _warn_templated_from_eval([symbolic], [gsm8k_test])
+    assert "gsm_symbolic is built from gsm8k test templates" in caplog.text
+
+
 def test_allocate_and_mix_counts():
     assert allocate(10, [1, 1, 1]) == [4, 3, 3] and sum(allocate(7, [0.2, 0.5, 0.3])) == 7
     assert mix_counts([100, 1000], [1, 1], None) == [100, 100]  # largest mix without repeating a row

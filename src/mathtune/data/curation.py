@@ -16,6 +16,7 @@ logs them and trains on the result.
 
 from __future__ import annotations
 
+import logging
 import random
 import re
 from collections.abc import Callable, Mapping
@@ -28,6 +29,8 @@ from mathtune.data.mixing import allocate, mix, sample_rows
 from mathtune.data.sources.base import DataError
 from mathtune.data.splits import dedup, drop_overlap, normalize_question
 from mathtune.schema import Strict, describe_error
+
+log = logging.getLogger("mathtune")
 
 CURATION_KEYS = ("weight", "filters", "stratify")
 MISSING = "(missing)"  # the stratum of rows without the field
@@ -75,6 +78,9 @@ class DecontamConfig(Strict):
     # share of a training question's n-grams found in eval that marks it; 0: a single shared n-gram is enough
     threshold: float = Field(0.0, ge=0, le=1)
     against: list[dict[str, Any]] = []  # more sets to check against (source specs), beside the recipe's eval sets
+    # compare words alone, numbers dropped: catches templated rewrites of eval questions with new numbers and names
+    # (reasoning-gym's gsm_symbolic is built from GSM8K test templates: benchmarks/results/gsm_symbolic_overlap.md)
+    ignore_numbers: bool = False
 
 
 class CurationConfig(Strict):
@@ -170,24 +176,24 @@ def stratify(rows: list[dict], cfg: StratifyConfig, seed: int, where: str) -> tu
     return [rows[i] for i in sorted(taken)], strata
 
 
-def _grams(text: str, n: int) -> set[str]:
-    words = re.findall(r"\w+", normalize_question(text))
+def _grams(text: str, n: int, ignore_numbers: bool = False) -> set[str]:
+    words = re.findall(r"[^\W\d_]+" if ignore_numbers else r"\w+", normalize_question(text))
     if len(words) <= n:  # a short question is one n-gram of its own length
         return {" ".join(words)} if words else set()
     return {" ".join(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
 def decontaminate(
-    rows: list[dict], eval_rows: list[dict], ngram: int = 13, threshold: float = 0.0
+    rows: list[dict], eval_rows: list[dict], ngram: int = 13, threshold: float = 0.0, ignore_numbers: bool = False
 ) -> tuple[list[dict], list[dict]]:
     """(kept, dropped): a row is dropped when its question shares an n-gram with an eval question and the shared
-    share of its n-grams is at least `threshold`."""
+    share of its n-grams is at least `threshold` (n-grams of words alone with `ignore_numbers`)."""
     index: set[str] = set()
     for row in eval_rows:
-        index |= _grams(row["question"], ngram)
+        index |= _grams(row["question"], ngram, ignore_numbers)
     kept, dropped = [], []
     for row in rows:
-        grams = _grams(row["question"], ngram)
+        grams = _grams(row["question"], ngram, ignore_numbers)
         shared = len(grams & index)
         (dropped if shared and shared / len(grams) >= threshold else kept).append(row)
     return kept, dropped
@@ -240,6 +246,7 @@ def curate_train(
         pools.append(rows)
         weights.append(entry.weight)
         labels.append(label)
+    _warn_templated_from_eval(specs, eval_sets)
     pools = _clean(pools, labels, data.curation, eval_sets, stats)
     if many or data.curation.mix_size is not None:
         rows, counts = mix(pools, weights, data.curation.mix_size, seed)
@@ -251,6 +258,20 @@ def curate_train(
     stats.append({"step": "result", "rows": len(rows), "tokens": token_percentiles(rows, count),
                   "tokenizer": "model" if count_tokens else "approximate (words and symbols)"})
     return rows, stats
+
+
+# training sources generated from an eval set's own questions, which n-gram decontamination only partly catches
+TEMPLATED_FROM = {("reasoning_gym", "gsm_symbolic"): ("gsm8k", "benchmarks/results/gsm_symbolic_overlap.md")}
+
+
+def _warn_templated_from_eval(specs: list[dict], eval_sets: list[list[dict]]) -> None:
+    """Warn when a training source rewrites the evaluation set's questions (GSM-Symbolic from GSM8K test)."""
+    evaluated = {row.get("source") for rows in eval_sets for row in rows}
+    for spec in specs:
+        hit = TEMPLATED_FROM.get((spec.get("source"), spec.get("task")))
+        if hit and hit[0] in evaluated:
+            log.warning("data.train: %s/%s is built from %s test templates; n-gram decontamination misses many "
+                        "(%s): its %s scores are not clean", spec["source"], spec["task"], hit[0], hit[1], hit[0])
 
 
 def _clean(pools: list[list[dict]], labels: list[str], cfg: CurationConfig, eval_sets: list[list[dict]],
@@ -277,11 +298,13 @@ def _clean(pools: list[list[dict]], labels: list[str], cfg: CurationConfig, eval
         d = cfg.decontaminate
         extra = [row for i, spec in enumerate(d.against)
                  for row in load_source(spec, where=f"data.curation.decontaminate.against[{i}]")]
-        kept_rows, gone = decontaminate([r for _, r in tagged], all_eval + extra, d.ngram, d.threshold)
+        kept_rows, gone = decontaminate([r for _, r in tagged], all_eval + extra, d.ngram, d.threshold,
+                                        d.ignore_numbers)
         gone_ids = {id(r) for r in gone}
         by_source = {lab: sum(1 for j, r in tagged if j == n and id(r) in gone_ids) for n, lab in enumerate(labels)}
         keep_only(kept_rows)
-        stats.append({"step": f"decontaminate ({d.ngram}-gram)", "kept": len(tagged), "dropped": len(gone),
+        step = f"decontaminate ({d.ngram}-gram{', numbers ignored' if d.ignore_numbers else ''})"
+        stats.append({"step": step, "kept": len(tagged), "dropped": len(gone),
                       "dropped_by_source": by_source, "checked_against": len(all_eval) + len(extra)})
     return [[r for j, r in tagged if j == n] for n in range(len(pools))]
 
