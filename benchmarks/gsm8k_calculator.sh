@@ -38,13 +38,7 @@ if [ -z "$EVALS" ]; then
   done
 fi
 for way in tuned-calc tuned-nocalc baseline; do
-  rm -rf "${OUT:?}/$way"
-  mathtune regrade "$EVALS-$way" --grader mathtune --output "$OUT/$way" > /dev/null
-  for grader in strict flexible math-verify; do
-    mathtune regrade "$EVALS-$way" --grader "$grader" --against mathtune --output "/tmp/mathtune-regrade-$way-$grader" \
-      --examples 2 > /dev/null
-    cp "/tmp/mathtune-regrade-$way-$grader/regrade.md" "$OUT/$way/agreement-$grader.md"
-  done
+  bash benchmarks/regrade_all.sh "$EVALS-$way" "$OUT/$way"
 done
 mathtune compare "$OUT/baseline" "$OUT/tuned-calc" --output "$OUT/compare_calc_vs_baseline" --examples 3 --force > /dev/null
 mathtune compare "$OUT/tuned-nocalc" "$OUT/tuned-calc" --output "$OUT/compare_calc_vs_nocalc" --examples 3 --force > /dev/null

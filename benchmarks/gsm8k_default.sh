@@ -18,13 +18,7 @@ if [ -z "$RUN" ]; then
 fi
 mkdir -p "$OUT"
 for stage in baseline tuned; do
-  rm -rf "$OUT/$stage"
-  mathtune regrade "$RUN/$stage" --grader mathtune --output "$OUT/$stage" > /dev/null
-  for grader in strict flexible math-verify; do  # agreement of each field grader with mathtune's, per stage
-    mathtune regrade "$RUN/$stage" --grader "$grader" --against mathtune --output "/tmp/mathtune-regrade-$stage-$grader" \
-      --examples 2 > /dev/null
-    cp "/tmp/mathtune-regrade-$stage-$grader/regrade.md" "$OUT/$stage/agreement-$grader.md"
-  done
+  bash benchmarks/regrade_all.sh "$RUN/$stage" "$OUT/$stage"
 done
 mathtune compare "$OUT/baseline" "$OUT/tuned" --output "$OUT/compare" --examples 5 --force > /dev/null
 cp "$RUN"/{report.md,metrics.json,recipe.yaml,run.json} "$OUT/"
