@@ -44,7 +44,7 @@ def dynamic_trainer(monkeypatch, spread: list[bool], tries: int) -> MathtuneGRPO
     """The subclass around a stand-in for TRL's generation (no model): prompt i has a reward spread iff spread[i]."""
     monkeypatch.setattr(GRPOTrainer, "_generate_and_score_completions", fake_batch)
     trainer = MathtuneGRPOTrainer.__new__(MathtuneGRPOTrainer)  # the loop under test needs no model or TRL init
-    trainer.dynamic_tries, trainer.num_generations = tries, G
+    trainer.dynamic_tries, trainer.num_generations, trainer.spread_on = tries, G, None
     trainer.model = torch.nn.Linear(1, 1)  # in training mode
     trainer.reward_weights = torch.tensor([1.0])
     trainer.train_dataset = [{"id": i, "spread": s} for i, s in enumerate(spread)]
@@ -82,6 +82,38 @@ def test_dynamic_sampling_never_loops_forever(monkeypatch):
     assert trainer.calls == 3  # max_tries generation rounds, then it stops
     assert out["advantages"].shape[0] == 4 * G  # still a full batch: all-equal groups fill it
     assert trainer.dynamic_stats[-1] == {"tries": 3, "groups_drawn": 12, "dropped": 12, "filled": 0.0}
+
+
+def test_dynamic_sampling_judges_the_outcome_not_a_graded_side_reward(monkeypatch):
+    def with_side_reward(trainer, inputs):
+        out = fake_batch(trainer, inputs)  # column 0: the outcome (a spread only where the row says so)
+        side = torch.arange(len(inputs), dtype=torch.float).unsqueeze(1) / 10  # differs between any two completions
+        trainer._last_rewards = torch.cat([trainer._last_rewards, side], dim=1)
+        return out
+
+    spread = [i % 2 == 0 for i in range(40)]
+    for spread_on, dropped in ((None, 0), ([0], 3)):  # the total keeps every group; the outcome drops the 3 flat ones
+        trainer = dynamic_trainer(monkeypatch, spread, tries=10)
+        monkeypatch.setattr(GRPOTrainer, "_generate_and_score_completions", with_side_reward)
+        trainer.reward_weights, trainer.spread_on = torch.tensor([1.0, 0.2]), spread_on
+        trainer._generate_and_score_completions(first_batch(trainer, [0, 1, 3, 5]))
+        assert trainer.dynamic_stats[-1]["dropped"] == dropped and trainer.dynamic_stats[-1]["filled"] == 1.0
+
+
+def test_dynamic_sampling_on_defaults_to_accuracy_and_names_unknown_rewards():
+    from mathtune.config import load_recipe
+    from mathtune.train.grpo import spread_columns
+
+    recipe = load_recipe("gsm8k_grpo")  # rewards: accuracy, format, repetition
+    assert spread_columns(recipe) == [0]
+    dyn = recipe.grpo.dynamic_sampling
+    assert spread_columns(recipe.model_copy(update={"grpo": recipe.grpo.model_copy(update={
+        "dynamic_sampling": dyn.model_copy(update={"spread_of": ["format", "repetition"]})})})) == [1, 2]
+    no_accuracy = recipe.grpo.model_copy(update={"rewards": recipe.grpo.rewards[1:]})
+    assert spread_columns(recipe.model_copy(update={"grpo": no_accuracy})) is None  # the weighted total
+    bad = recipe.grpo.model_copy(update={"dynamic_sampling": dyn.model_copy(update={"spread_of": ["acuracy"]})})
+    with pytest.raises(UserError, match=r"spread_of: 'acuracy' is not one of grpo.rewards \(accuracy, format"):
+        spread_columns(recipe.model_copy(update={"grpo": bad}))
 
 
 def test_dynamic_sampling_off_and_at_evaluation_is_plain_trl(monkeypatch):

@@ -66,6 +66,21 @@ def build_rewards(recipe: Recipe) -> tuple[list, list[float]]:
     return funcs, weights
 
 
+def spread_columns(recipe: Recipe) -> list[int] | None:
+    """Positions in grpo.rewards of the rewards whose spread dynamic sampling judges (None: the weighted total)."""
+    names = [r.name for r in recipe.grpo.rewards]
+    on = recipe.grpo.dynamic_sampling.spread_of
+    if on is None:
+        return [names.index("accuracy")] if "accuracy" in names else None
+    if not on:
+        raise UserError("grpo.dynamic_sampling.spread_of: empty; name at least one of grpo.rewards, or leave it out")
+    for name in on:
+        if name not in names:
+            raise UserError(f"grpo.dynamic_sampling.spread_of: {name!r} is not one of grpo.rewards "
+                            f"({', '.join(names)})")
+    return [i for i, name in enumerate(names) if name in on]
+
+
 def check_gold(recipe: Recipe, rows: list[dict]) -> None:
     """A correctness reward on rows without gold answers would be None everywhere: stop before training."""
     from mathtune.rewards import needs_gold
@@ -162,6 +177,7 @@ def run_grpo(recipe: Recipe, run_dir: Path, home: Path, resume: bool = False) ->
         raise UserError("data.train: missing (GRPO needs training prompts)")
     funcs, weights = build_rewards(recipe)
     args = grpo_config(recipe, run_dir / CHECKPOINTS_DIR, weights)  # before loading anything: bad config fails fast
+    spread_on = spread_columns(recipe)
     with distributed.main_process_first():  # under accelerate launch rank 0 converts the model and fills caches
         model_path = resolve_recipe_model(recipe, home)
         tokenizer = load_tokenizer(model_path)
@@ -205,6 +221,7 @@ def run_grpo(recipe: Recipe, run_dir: Path, home: Path, resume: bool = False) ->
             peft_config=None if adapter_in else lora_config(recipe.lora),
             callbacks=callbacks,
             dynamic_tries=dynamic.max_tries if dynamic.enabled else 0,
+            spread_on=spread_on,
             prompt_pool=pool,
         )
     except ValueError as exc:
@@ -265,6 +282,7 @@ def prompt_pool(recipe: Recipe, rows: list[dict], model, tokenizer, args, run_di
 def objective(recipe: Recipe, args) -> dict[str, Any]:
     """What the policy was optimised for, as the report states it: TRL's loss settings and mathtune's samplers."""
     dyn, rate = recipe.grpo.dynamic_sampling, recipe.grpo.pass_rate
+    cols = spread_columns(recipe)
     return {
         "loss_type": args.loss_type,
         "importance_sampling_level": args.importance_sampling_level,
@@ -275,7 +293,8 @@ def objective(recipe: Recipe, args) -> dict[str, Any]:
         "generation_batch_size": args.generation_batch_size,
         "max_completion_length": args.max_completion_length,
         "temperature": args.temperature,
-        "dynamic_sampling": {"enabled": dyn.enabled, "max_tries": dyn.max_tries},
+        "dynamic_sampling": {"enabled": dyn.enabled, "max_tries": dyn.max_tries,
+                             "spread_of": [recipe.grpo.rewards[i].name for i in cols] if cols else "weighted total"},
         "pass_rate": {"enabled": rate.enabled, "k": rate.k, "band": list(rate.band),
                       "curriculum": rate.curriculum.model_dump()} if rate.enabled else {"enabled": False},
     }

@@ -49,9 +49,13 @@ class DynamicSamplingConfig(Strict):
     """DAPO's dynamic sampling: drop groups whose rewards have no spread, refill the batch with fresh prompts."""
 
     enabled: bool = False
-    # generation rounds per batch, the first included; when they run out, all-equal groups fill the rest (they add no
-    # gradient: their advantages are 0), so a step never waits forever on a pool the model always or never solves
+    # generation rounds per batch, the first included; when they run out, all-equal groups fill the rest (no outcome
+    # gradient; only the side rewards' spread, if any), so a step never waits forever on prompts always or never solved
     max_tries: int = Field(4, ge=1)
+    # the rewards whose spread keeps a group (DAPO filters on the outcome: all right or all wrong is dropped). None:
+    # `accuracy` when the recipe has it, else the weighted total. Judging the total lets a graded side reward (a
+    # repetition penalty differs between any two completions) keep every group, so nothing would ever be dropped.
+    spread_of: list[str] | None = None
 
 
 class CurriculumConfig(Strict):

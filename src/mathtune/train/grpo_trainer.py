@@ -18,12 +18,14 @@ from mathtune.train.grpo_pool import PoolSampler, PromptPool
 
 
 class MathtuneGRPOTrainer(GRPOTrainer):
-    """GRPOTrainer plus `dynamic_tries` (0: off) and an optional shared `prompt_pool` for the training sampler."""
+    """GRPOTrainer plus `dynamic_tries` (0: off), judged on the `spread_on` reward columns (None: the weighted total),
+    and an optional shared `prompt_pool` for the training sampler."""
 
-    def __init__(self, *args, dynamic_tries: int = 0, prompt_pool: PromptPool | None = None, **kwargs):
+    def __init__(self, *args, dynamic_tries: int = 0, spread_on: list[int] | None = None,
+                 prompt_pool: PromptPool | None = None, **kwargs):
         self.prompt_pool = prompt_pool  # before super().__init__: Trainer may build the sampler there
         super().__init__(*args, **kwargs)
-        self.dynamic_tries = dynamic_tries
+        self.dynamic_tries, self.spread_on = dynamic_tries, spread_on
         self.refill_pool = prompt_pool or PromptPool(len(self.train_dataset), seed=self.args.seed + 1)
         self.dynamic_stats: list[dict] = []  # one entry per generation batch: tries, groups drawn and dropped
         self._last_rewards = None
@@ -54,7 +56,10 @@ class MathtuneGRPOTrainer(GRPOTrainer):
         while True:
             out = super()._generate_and_score_completions(batch)
             tries += 1
-            flags = spread_flags(group_totals(self._last_rewards, self.reward_weights), size)
+            rewards, weights = self._last_rewards, self.reward_weights
+            if self.spread_on is not None:
+                rewards, weights = rewards[:, self.spread_on], weights[self.spread_on]
+            flags = spread_flags(group_totals(rewards, weights), size)
             for g, varied in enumerate(flags):
                 (kept if varied else spare).append((out, g))
             drawn += len(flags)
