@@ -13,31 +13,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from pathlib import Path
 
 from mathtune.answers.equiv import is_equiv
+from mathtune.eval.compare import load_evaluation
 from mathtune.eval.metrics import accuracy_ci, majority_index, mcnemar, paired_bootstrap
 
 
-def read(folder: Path) -> list[dict]:
-    """The records of one evaluation folder's samples.jsonl."""
-    with open(folder / "samples.jsonl", encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-def key(question: str) -> str:
-    return re.sub(r"\s+", " ", question).strip()
-
-
-def votes(records: list[dict], k: int) -> dict[str, bool]:
-    """Question -> whether the majority answer of its first k samples is right (no answer at all: wrong)."""
-    by_q: dict[str, list[dict]] = {}
-    for r in sorted(records, key=lambda r: (r["index"], r["sample"])):
-        by_q.setdefault(key(r["question"]), []).append(r)
+def votes(problems: dict[str, list[dict]], k: int) -> dict[str, bool]:
+    """Question key -> whether the majority answer of its first k samples is right (no answer at all: wrong)."""
     out = {}
-    for q, group in by_q.items():
-        group = group[:k]
+    for q, samples in problems.items():
+        group = samples[:k]
         if len(group) < k:
             raise SystemExit(f"{q[:60]!r}: {len(group)} samples, fewer than k={k}")
         i = majority_index([r["extracted"] for r in group], is_equiv)
@@ -51,17 +38,18 @@ def main() -> None:
     ap.add_argument("--against", action="append", default=[], help="NAME=FOLDER of a greedy evaluation")
     ap.add_argument("--output", type=Path, required=True)
     args = ap.parse_args()
-    records = read(args.sampled)
-    samples = max(r["sample"] for r in records) + 1
+    problems = load_evaluation(args.sampled, "sampled").problems  # paired by question text, as `mathtune compare`
+    samples = max(len(group) for group in problems.values())
     result: dict = {"sampled": str(args.sampled), "samples": samples, "vote": "grouped by mathtune's is_equiv",
                     "by_k": {}}
     ks = [k for k in (1, 2, 4, 8, 16, 32, 64) if k <= samples]
     others = {}
     for spec in args.against:
         name, _, folder = spec.partition("=")
-        others[name] = {key(r["question"]): bool(r["correct"]) for r in read(Path(folder)) if r["sample"] == 0}
+        greedy = load_evaluation(Path(folder), name).problems
+        others[name] = {q: bool(group[0]["correct"]) for q, group in greedy.items()}
     for k in ks:
-        mine = votes(records, k)
+        mine = votes(problems, k)
         ci = accuracy_ci(list(mine.values()))
         row = {"n": len(mine), "accuracy": ci.value, "low": ci.low, "high": ci.high, "vs": {}}
         for name, theirs in others.items():

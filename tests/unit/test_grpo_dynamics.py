@@ -100,20 +100,19 @@ def test_dynamic_sampling_judges_the_outcome_not_a_graded_side_reward(monkeypatc
         assert trainer.dynamic_stats[-1]["dropped"] == dropped and trainer.dynamic_stats[-1]["filled"] == 1.0
 
 
-def test_dynamic_sampling_on_defaults_to_accuracy_and_names_unknown_rewards():
+def test_dynamic_sampling_spread_of_defaults_to_accuracy_and_names_unknown_rewards():
     from mathtune.config import load_recipe
     from mathtune.train.grpo import spread_columns
 
     recipe = load_recipe("gsm8k_grpo")  # rewards: accuracy, format, repetition
     assert spread_columns(recipe) == [0]
-    dyn = recipe.grpo.dynamic_sampling
-    assert spread_columns(recipe.model_copy(update={"grpo": recipe.grpo.model_copy(update={
-        "dynamic_sampling": dyn.model_copy(update={"spread_of": ["format", "repetition"]})})})) == [1, 2]
+    assert spread_columns(load_recipe("gsm8k_grpo", ["grpo.dynamic_sampling.spread_of=[format, repetition]"])) == [1, 2]
     no_accuracy = recipe.grpo.model_copy(update={"rewards": recipe.grpo.rewards[1:]})
     assert spread_columns(recipe.model_copy(update={"grpo": no_accuracy})) is None  # the weighted total
-    bad = recipe.grpo.model_copy(update={"dynamic_sampling": dyn.model_copy(update={"spread_of": ["acuracy"]})})
     with pytest.raises(UserError, match=r"spread_of: 'acuracy' is not one of grpo.rewards \(accuracy, format"):
-        spread_columns(recipe.model_copy(update={"grpo": bad}))
+        load_recipe("gsm8k_grpo", ["grpo.dynamic_sampling.spread_of=[acuracy]"])  # at load, before any work
+    with pytest.raises(UserError, match=r"grpo.dynamic_sampling.spread_of: empty"):
+        load_recipe("gsm8k_grpo", ["grpo.dynamic_sampling.spread_of=[]"])
 
 
 def test_dynamic_sampling_off_and_at_evaluation_is_plain_trl(monkeypatch):

@@ -110,6 +110,18 @@ class GrpoConfig(Strict):
     pass_rate: PassRateConfig = PassRateConfig()
     guard_rails: GuardRailConfig = GuardRailConfig()
 
+    @model_validator(mode="after")
+    def _spread_of(self) -> "GrpoConfig":
+        names, chosen = [r.name for r in self.rewards], self.dynamic_sampling.spread_of
+        if chosen is not None and not chosen:
+            raise ValueError("grpo.dynamic_sampling.spread_of: empty; name at least one of grpo.rewards, or leave "
+                             "it out")
+        for name in chosen or []:
+            if name not in names:
+                raise ValueError(f"grpo.dynamic_sampling.spread_of: {name!r} is not one of grpo.rewards "
+                                 f"({', '.join(names)})")
+        return self
+
 
 def check_grpo_trainer(trainer: dict[str, Any]) -> dict[str, Any]:
     """The `trainer:` block as trl.GRPOConfig would take it, groups dividing the generation batch (else ValueError)."""
