@@ -6,9 +6,10 @@
 Runs `mathtune grpo` (the embedded tiny/grpo_default recipe, or --recipe) unless --run names a finished run folder,
 then reads its held-out evaluations (RUN/evals/step-N/samples.jsonl) and writes the per-evaluation accuracies,
 McNemar p of the last evaluation against step 0 and the target's checks (end >= step 0 + 15 points with p < 0.01;
-no later evaluation more than 5 points below the best) to the results JSON. With --previous, one plot
-(grpo_default_levers.png) draws held-out accuracy, reward, signal share and completion length by step for this run
-and for the previous configuration's run folder, so what the levers changed is visible side by side.
+no later evaluation more than 5 points below the best) to the results JSON. With --previous, one plot beside the
+results file (grpo_default.json -> grpo_default_levers.png) draws held-out accuracy, reward, signal share and
+completion length by step for this run and for the previous configuration's run folder, so what the levers changed
+is visible side by side.
 Every number written is read from the run folders.
 """
 
@@ -101,7 +102,9 @@ def main() -> None:
     result = {**summarise(run), "wall_seconds": seconds}
     if args.previous is not None:
         result["previous"] = summarise(args.previous) if (args.previous / "evals").is_dir() else str(args.previous)
-        plot_levers({"this run": run, "previous configuration": args.previous}, RESULTS / "grpo_default_levers.png")
+        # beside the results file (grpo_default.json -> grpo_default_levers.png), so a variant keeps its own plot
+        plot = args.results.with_name(args.results.stem + "_levers.png")
+        plot_levers({"this run": run, "previous configuration": args.previous}, plot)
     from mathtune.runs import atomic_write_json
 
     atomic_write_json(args.results, result)

@@ -13,8 +13,7 @@ OUT=${OUT:-benchmarks/results/gsm8k_calculator}
 LOCK="${TMPDIR:-/tmp}/mathtune-cpu.lock"
 TRAINED=${TRAINED:-}
 EVALS=${EVALS:-}
-COMMON=(--bench gsm8k --set format.reasoning=cot --set format.answer_marker=hash --set eval.max_new_tokens=256
-        --set eval.batch_size=64 --set eval.precision=bf16 --set eval.stop_on_loop=true)
+source benchmarks/gsm8k_eval_flags.sh
 mkdir -p "$OUT"
 log() { { echo "$1 $(date -u +%FT%TZ)"; uptime; } >> "$OUT/load.txt"; }
 if [ -z "$EVALS" ]; then
@@ -33,7 +32,7 @@ if [ -z "$EVALS" ]; then
       baseline) extra=() ;;
     esac
     log "$way start"
-    flock "$LOCK" mathtune eval "${COMMON[@]}" "${extra[@]}" --output "$EVALS-$way"
+    flock "$LOCK" mathtune eval "${GSM8K_EVAL[@]}" "${extra[@]}" --output "$EVALS-$way"
     log "$way end"
   done
 fi

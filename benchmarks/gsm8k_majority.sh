@@ -7,6 +7,7 @@
 # The evaluation runs under the shared CPU lock; load averages go to $OUT/load.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benchmarks/gsm8k_eval_flags.sh
 RES=benchmarks/results/gsm8k_calculator
 OUT=${OUT:-$RES/tuned-calc-maj4}
 LOCK="${TMPDIR:-/tmp}/mathtune-cpu.lock"
@@ -14,9 +15,8 @@ EVAL=${EVAL:-}
 if [ -z "$EVAL" ]; then
   EVAL=${TRAINED:?set TRAINED=RUN (with RUN/adapter) or EVAL=finished evaluation folder}-eval-maj4
   { echo "maj4 start $(date -u +%FT%TZ)"; uptime; } >> "$EVAL.load"
-  flock "$LOCK" mathtune eval --bench gsm8k --set format.reasoning=cot --set format.answer_marker=hash \
-    --set eval.max_new_tokens=256 --set eval.batch_size=64 --set eval.precision=bf16 --set eval.stop_on_loop=true \
-    --adapter "$TRAINED/adapter" --set eval.calculator=true --samples 4 --temperature 0.7 --seed 0 --output "$EVAL"
+  flock "$LOCK" mathtune eval "${GSM8K_EVAL[@]}" --adapter "$TRAINED/adapter" --set eval.calculator=true \
+    --samples 4 --temperature 0.7 --seed 0 --output "$EVAL"
   { echo "maj4 end $(date -u +%FT%TZ)"; uptime; } >> "$EVAL.load"
 fi
 bash benchmarks/regrade_all.sh "$EVAL" "$OUT"

@@ -29,12 +29,13 @@ def train_speed(
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch threads (default: torch's)"),
     repeat: int = typer.Option(1, "--repeat", min=1, help="Run (b) and (c) this many times, alternating"),
     way: Optional[List[str]] = typer.Option(
-        None, "--way", help="Only these ways: trl-defaults, trl-fp32, mathtune (precision auto), mathtune-fp32"),
+        None, "--way", help="Only these ways: trl-defaults, trl-fp32, mathtune (precision auto), mathtune-fp32, "
+        "mathtune-recast (auto without speed.frozen_bf16)"),
     output: Path = typer.Option(DEFAULT_RESULTS, "--output", "-o", help="Results markdown (block between markers)"),
     no_write: bool = typer.Option(False, "--no-write", help="Print only"),
     debug: bool = DebugOpt,
 ):
-    """Tokens/s, peak memory and loss of (a) TRL defaults, (b) TRL fp32, (c) mathtune auto, (d) mathtune fp32."""
+    """Tokens/s, peak memory and loss of (a) TRL defaults, (b) TRL fp32, (c) mathtune auto, (d) mathtune fp32, (e)."""
 
     @guarded
     def body():

@@ -12,6 +12,8 @@ TRL step with LoRA on the default model (GSM8K chain-of-thought rows, batch 8):
   the backward pass and also computes an entropy metric over the vocabulary.
 - fast_dropout: LoRA dropout masks drawn four elements per random word (mathtune.train.dropout): the same Bernoulli
   mask distribution, a different random stream.
+- frozen_bf16: under CPU bf16 autocast, the frozen base weights are stored in bf16 once instead of being cast at every
+  forward (mathtune.train.frozen_bf16): the same bf16 operands, so the same loss and gradients.
 TRL's own levers stay in `trainer:` (gradient_checkpointing, bf16, torch_compile, use_liger_kernel, ...).
 """
 
@@ -36,6 +38,9 @@ class SpeedConfig(Strict):
     # LoRA dropout masks drawn 4 per random word (mathtune.train.dropout); None = on CPU only, where torch's
     # per-element draw costs ~20% of a step
     fast_dropout: bool | None = None
+    # frozen base weights stored in bf16 when the step runs under CPU bf16 autocast (mathtune.train.frozen_bf16);
+    # None = on whenever it applies (no effect in fp32 or on CUDA)
+    frozen_bf16: bool | None = None
     threads: int | None = Field(None, gt=0)  # torch intra-op threads; None keeps torch's default (one per core)
     # compute dtype on CPU: auto = bf16 autocast where the processor multiplies bf16 fast, else fp32
     # (mathtune.precision.decide_precision); on CUDA auto keeps TRL's choice. `trainer.bf16` in a recipe wins.
@@ -70,6 +75,11 @@ def _cpu_default(choice: bool | None, cuda: bool | None) -> bool:
     return not cuda
 
 
+def frozen_bf16_on(speed: SpeedConfig, bf16: bool, cuda: bool | None = None) -> bool:
+    """Whether frozen base weights are stored in bf16: only under bf16 autocast on CPU, unless the recipe says no."""
+    return bf16 and speed.frozen_bf16 is not False and _cpu_default(None, cuda)
+
+
 def uses_fast_trainer(speed: SpeedConfig) -> bool:
     """Whether any lever needs FastSFTTrainer (otherwise plain SFTTrainer is used)."""
     return speed.padding_free or compact_head_on(speed) or fast_dropout_on(speed)
@@ -92,6 +102,13 @@ def make_fast_trainer_class():
                 from mathtune.train.dropout import use_fast_lora_dropout
 
                 use_fast_lora_dropout(self.model)
+            self.head_bf16 = None  # the compact head's bf16 weight when the head is frozen (frozen_bf16)
+            if frozen_bf16_on(speed, bool(self.args.bf16)):
+                from mathtune.train.frozen_bf16 import head_weight_bf16, store_frozen_linears_bf16
+
+                store_frozen_linears_bf16(self.model)
+                inner = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+                self.head_bf16 = head_weight_bf16(inner.lm_head) if compact_head_on(speed) else None
             if speed.padding_free:
                 # TRL refuses padding_free together with max_length unless it packs; the collator is swapped after
                 # TRL has tokenized and truncated the data to max_length, which keeps both.
@@ -121,7 +138,8 @@ def make_fast_trainer_class():
             # logits come out of a bf16 matmul (fp32 accumulation) and the log-softmax and loss run in fp32.
             with self.accelerator.autocast():
                 hidden = base.model(**inputs, use_cache=False).last_hidden_state
-                logits = base.lm_head(hidden[:, :-1][mask])
+                picked = hidden[:, :-1][mask]
+                logits = base.lm_head(picked) if self.head_bf16 is None else F.linear(picked, self.head_bf16)
             loss_sum = F.cross_entropy(logits.float(), targets[mask], reduction="sum")
             # TRL's normaliser: tokens of the whole (accumulated) batch when the Trainer passes it, else this batch's
             count = mask.sum() if num_items_in_batch is None else num_items_in_batch
