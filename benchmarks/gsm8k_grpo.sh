@@ -24,11 +24,13 @@ if [ -z "$RUN" ]; then
   flock "$LOCK" mathtune eval "${GSM8K_EVAL[@]}" --adapter "$RUN/adapter" --output "$RUN-eval"
   log "eval end"
 fi
-bash benchmarks/regrade_all.sh "$RUN-eval" "$OUT/tuned-grpo"
-mathtune compare "$RES/tuned-nocalc" "$OUT/tuned-grpo" --output "$OUT/compare_grpo_vs_sft" --examples 3 --force \
-  > /dev/null
-mathtune compare "$RES/baseline" "$OUT/tuned-grpo" --output "$OUT/compare_grpo_vs_baseline" --examples 3 --force \
-  > /dev/null
-cp "$RUN"/{recipe.yaml,run.json,metrics.json,report.md} "$OUT/" 2>/dev/null || true
+if [ -d "$RUN-eval" ]; then  # the full-test evaluation (absent when only the GRPO run was published)
+  bash benchmarks/regrade_all.sh "$RUN-eval" "$OUT/tuned-grpo"
+  mathtune compare "$RES/tuned-nocalc" "$OUT/tuned-grpo" --output "$OUT/compare_grpo_vs_sft" --examples 3 --force \
+    > /dev/null
+  mathtune compare "$RES/baseline" "$OUT/tuned-grpo" --output "$OUT/compare_grpo_vs_baseline" --examples 3 \
+    --force > /dev/null
+fi
+cp "$RUN"/{recipe.yaml,run.json,metrics.json,report.md,grpo.png,train_log.json} "$OUT/" 2>/dev/null || true
 cp -r "$RUN/pass_rates" "$RUN/evals" "$OUT/" 2>/dev/null || true
 echo "published -> $OUT"
