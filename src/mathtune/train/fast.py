@@ -80,6 +80,11 @@ def frozen_bf16_on(speed: SpeedConfig, bf16: bool, cuda: bool | None = None) -> 
     return bf16 and speed.frozen_bf16 is not False and _cpu_default(None, cuda)
 
 
+def _without_peft(model):
+    """The transformers model under a PEFT wrapper (the model itself when there is none)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
 def uses_fast_trainer(speed: SpeedConfig) -> bool:
     """Whether any lever needs FastSFTTrainer (otherwise plain SFTTrainer is used)."""
     return speed.padding_free or compact_head_on(speed) or fast_dropout_on(speed)
@@ -107,8 +112,7 @@ def make_fast_trainer_class():
                 from mathtune.train.frozen_bf16 import head_weight_bf16, store_frozen_linears_bf16
 
                 store_frozen_linears_bf16(self.model)
-                inner = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
-                self.head_bf16 = head_weight_bf16(inner.lm_head) if compact_head_on(speed) else None
+                self.head_bf16 = head_weight_bf16(_without_peft(self.model).lm_head) if compact_head_on(speed) else None
             if speed.padding_free:
                 # TRL refuses padding_free together with max_length unless it packs; the collator is swapped after
                 # TRL has tokenized and truncated the data to max_length, which keeps both.
@@ -120,15 +124,13 @@ def make_fast_trainer_class():
                 if speed.varlen_attention:
                     from mathtune.train.varlen import register_varlen_attention
 
-                    base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
-                    base.set_attn_implementation(register_varlen_attention())
+                    _without_peft(self.model).set_attn_implementation(register_varlen_attention())
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             """Mean next-token loss over labelled positions, with the LM head applied to those positions only."""
             if not compact_head_on(self.speed) or return_outputs or not model.training:
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-            unwrapped = self.accelerator.unwrap_model(model)
-            base = unwrapped.get_base_model() if hasattr(unwrapped, "get_base_model") else unwrapped
+            base = _without_peft(self.accelerator.unwrap_model(model))
             inputs = dict(inputs)
             labels = inputs.pop("labels")
             targets = labels[:, 1:]
