@@ -79,5 +79,5 @@ def test_no_dropout_leaves_the_model_alone():
 def test_recipe_switch_defaults_to_cpu_only():
     assert fast_dropout_on(SpeedConfig(), cuda=False) and not fast_dropout_on(SpeedConfig(), cuda=True)
     assert not fast_dropout_on(SpeedConfig(fast_dropout=False), cuda=False)
-    off = SpeedConfig(padding_free=False, compact_lm_head=False, fast_dropout=False)
+    off = SpeedConfig(padding_free=False, compact_lm_head=False, fast_dropout=False, fused_lora=False)
     assert not uses_fast_trainer(off)

@@ -18,7 +18,7 @@ from mathtune.errors import UserError
 from mathtune.models import load_model, load_tokenizer
 from mathtune.train.fast import SpeedConfig, compact_head_on
 from mathtune.train.sft import build_trainer, train_sft
-from mathtune.train.varlen import register_varlen_attention, segment_bounds
+from mathtune.train.varlen import register_varlen_attention, segment_bounds, varlen_attention_forward
 from support.tiny import tiny_model
 
 LENGTHS = (7, 13, 3, 10)
@@ -86,10 +86,26 @@ def recipe(**speed) -> Recipe:
     })
 
 
+def test_packed_bf16_attention_runs_short_examples_in_fp32(monkeypatch):
+    import mathtune.train.varlen as varlen
+
+    monkeypatch.setattr(varlen, "FP32_ATTENTION_MAX_TOKENS", 15)  # the 12-token example in fp32, the 18 in bf16
+    gen = torch.Generator().manual_seed(3)
+    q, k, v = (torch.randn(1, 4, 30, 8, generator=gen).bfloat16() for _ in range(3))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got, _ = varlen_attention_forward(torch.nn.Module(), q, k, v, None, cu_seq_lens_q=torch.tensor([0, 12, 30]))
+    assert got.dtype == torch.bfloat16 and got.shape == (1, 30, 4, 8)
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    short = sdpa(q[:, :, :12].float(), k[:, :, :12].float(), v[:, :, :12].float(), is_causal=True).bfloat16()
+    long = sdpa(q[:, :, 12:], k[:, :, 12:], v[:, :, 12:], is_causal=True)
+    assert torch.equal(got[:, :12], short.transpose(1, 2)) and torch.equal(got[:, 12:], long.transpose(1, 2))
+
+
 def test_fast_loss_equals_plain_trl_on_the_same_batch(tiny_checkpoint, tmp_path):
     tok = load_tokenizer(str(tiny_checkpoint))
     ds = Dataset.from_list(to_prompt_completion(ROWS, recipe().format, tok))
-    plain_off = {"padding_free": False, "varlen_attention": False, "compact_lm_head": False, "fast_dropout": False}
+    plain_off = {"padding_free": False, "varlen_attention": False, "compact_lm_head": False, "fast_dropout": False,
+                 "fused_lora": False}
     plain = build_trainer(recipe(**plain_off), load_model(str(tiny_checkpoint)), tok, ds, None, tmp_path / "p")
     fast = build_trainer(recipe(), load_model(str(tiny_checkpoint)), tok, ds, None, tmp_path / "f")
     assert type(fast).__name__ == "FastSFTTrainer" and type(plain).__name__ == "SFTTrainer"
@@ -107,7 +123,8 @@ def test_fast_loss_equals_plain_trl_on_the_same_batch(tiny_checkpoint, tmp_path)
 def test_fast_training_follows_the_plain_loss_curve(tiny_checkpoint, tmp_path):
     tok = load_tokenizer(str(tiny_checkpoint))
     ds = Dataset.from_list(to_prompt_completion(ROWS, recipe().format, tok))
-    off = {"padding_free": False, "varlen_attention": False, "compact_lm_head": False, "fast_dropout": False}
+    off = {"padding_free": False, "varlen_attention": False, "compact_lm_head": False, "fast_dropout": False,
+                 "fused_lora": False}
     curves = []
     for name, speed in (("plain", off), ("fast", {})):
         _, history = train_sft(recipe(**speed), load_model(str(tiny_checkpoint)), tok, ds, None, tmp_path / name, False)

@@ -30,12 +30,12 @@ def train_speed(
     repeat: int = typer.Option(1, "--repeat", min=1, help="Run (b) and (c) this many times, alternating"),
     way: Optional[List[str]] = typer.Option(
         None, "--way", help="Only these ways: trl-defaults, trl-fp32, mathtune (precision auto), mathtune-fp32, "
-        "mathtune-recast (auto without speed.frozen_bf16)"),
+        "mathtune-recast (auto without speed.frozen_bf16), mathtune-peft-lora (auto without speed.fused_lora)"),
     output: Path = typer.Option(DEFAULT_RESULTS, "--output", "-o", help="Results markdown (block between markers)"),
     no_write: bool = typer.Option(False, "--no-write", help="Print only"),
     debug: bool = DebugOpt,
 ):
-    """Tokens/s, peak memory and loss of (a) TRL defaults, (b) TRL fp32, (c) mathtune auto, (d) mathtune fp32, (e)."""
+    """Tokens/s, peak memory and loss of (a) TRL defaults, (b) TRL fp32, (c) mathtune auto, (d) mathtune fp32, ..."""
 
     @guarded
     def body():

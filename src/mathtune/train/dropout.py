@@ -21,11 +21,20 @@ def drop_threshold(p: float) -> int:
     return round(p * _LEVELS) - (_LEVELS // 2)
 
 
-def bernoulli_keep_mask(shape: torch.Size, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """A bool mask of `shape`, True (keep) with probability 1 - p (p quantised to 1/65536)."""
+def _uniform_int16(shape: torch.Size, generator: torch.Generator | None) -> torch.Tensor:
     n = shape.numel()
     words = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, generator=generator)
-    return words.view(torch.int16)[:n].view(shape) >= drop_threshold(p)
+    return words.view(torch.int16)[:n].view(shape)
+
+
+def bernoulli_keep_mask(shape: torch.Size, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A bool mask of `shape`, True (keep) with probability 1 - p (p quantised to 1/65536)."""
+    return _uniform_int16(shape, generator) >= drop_threshold(p)
+
+
+def bernoulli_drop_mask(shape: torch.Size, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The complement: True (drop) with probability p, for a `masked_fill` (mathtune.train.fused_lora)."""
+    return _uniform_int16(shape, generator) < drop_threshold(p)
 
 
 class FastDropout(nn.Module):

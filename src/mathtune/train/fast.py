@@ -12,6 +12,8 @@ TRL step with LoRA on the default model (GSM8K chain-of-thought rows, batch 8):
   the backward pass and also computes an entropy metric over the vocabulary.
 - fast_dropout: LoRA dropout masks drawn four elements per random word (mathtune.train.dropout): the same Bernoulli
   mask distribution, a different random stream.
+- fused_lora: PEFT's LoRA linear forward with one bf16 cast per layer input, the dropout as one masked fill and the
+  LoRA product added inside the matmul (mathtune.train.fused_lora): the same function, different rounding.
 - frozen_bf16: under CPU bf16 autocast, the frozen base weights are stored in bf16 once instead of being cast at every
   forward (mathtune.train.frozen_bf16): the same bf16 operands, so the same loss and gradients.
 TRL's own levers stay in `trainer:` (gradient_checkpointing, bf16, torch_compile, use_liger_kernel, ...).
@@ -41,6 +43,9 @@ class SpeedConfig(Strict):
     # frozen base weights stored in bf16 when the step runs under CPU bf16 autocast (mathtune.train.frozen_bf16);
     # None = on whenever it applies (no effect in fp32 or on CUDA)
     frozen_bf16: bool | None = None
+    # PEFT's LoRA linear forward with one shared input cast, a masked-fill dropout and the add inside the matmul
+    # (mathtune.train.fused_lora); None = on CPU only (on CUDA the casts and elementwise ops are cheap)
+    fused_lora: bool | None = None
     threads: int | None = Field(None, gt=0)  # torch intra-op threads; None keeps torch's default (one per core)
     # compute dtype on CPU: auto = bf16 autocast where the processor multiplies bf16 fast, else fp32
     # (mathtune.precision.decide_precision); on CUDA auto keeps TRL's choice. `trainer.bf16` in a recipe wins.
@@ -65,6 +70,11 @@ def fast_dropout_on(speed: SpeedConfig, cuda: bool | None = None) -> bool:
     return _cpu_default(speed.fast_dropout, cuda)
 
 
+def fused_lora_on(speed: SpeedConfig, cuda: bool | None = None) -> bool:
+    """Whether PEFT's LoRA linears get the fused forward: the recipe's choice, else on without CUDA and off with it."""
+    return _cpu_default(speed.fused_lora, cuda)
+
+
 def _cpu_default(choice: bool | None, cuda: bool | None) -> bool:
     if choice is not None:
         return choice
@@ -87,7 +97,7 @@ def _without_peft(model):
 
 def uses_fast_trainer(speed: SpeedConfig) -> bool:
     """Whether any lever needs FastSFTTrainer (otherwise plain SFTTrainer is used)."""
-    return speed.padding_free or compact_head_on(speed) or fast_dropout_on(speed)
+    return speed.padding_free or compact_head_on(speed) or fast_dropout_on(speed) or fused_lora_on(speed)
 
 
 def make_fast_trainer_class():
@@ -107,6 +117,10 @@ def make_fast_trainer_class():
                 from mathtune.train.dropout import use_fast_lora_dropout
 
                 use_fast_lora_dropout(self.model)
+            if fused_lora_on(speed):
+                from mathtune.train.fused_lora import use_fused_lora
+
+                use_fused_lora(self.model)
             self.head_bf16 = None  # the compact head's bf16 weight when the head is frozen (frozen_bf16)
             if frozen_bf16_on(speed, bool(self.args.bf16)):
                 from mathtune.train.frozen_bf16 import head_weight_bf16, store_frozen_linears_bf16

@@ -30,14 +30,17 @@ WAYS: dict[str, dict[str, Any]] = {
     "mathtune-fp32": {"trainer": {}, "fast": True, "precision": "fp32"},  # the same levers, fp32 forced
     # (c) without speed.frozen_bf16: autocast casts the frozen base weights at every forward (what that lever buys)
     "mathtune-recast": {"trainer": {}, "fast": True, "precision": "auto", "speed": {"frozen_bf16": False}},
+    # (c) without speed.fused_lora: PEFT's own LoRA forward (two casts per module, dropout and scaling on full tensors)
+    "mathtune-peft-lora": {"trainer": {}, "fast": True, "precision": "auto", "speed": {"fused_lora": False}},
 }
-RUN_ORDER = ["trl-fp32", "mathtune", "mathtune-recast", "mathtune-fp32", "trl-defaults"]
+RUN_ORDER = ["trl-fp32", "mathtune", "mathtune-peft-lora", "mathtune-recast", "mathtune-fp32", "trl-defaults"]
 LABELS = {
     "trl-defaults": "(a) plain TRL, its defaults (bf16 autocast, gradient checkpointing)",
     "trl-fp32": "(b) plain TRL, fp32, no gradient checkpointing",
     "mathtune": "(c) mathtune, precision auto (padding-free, per-example attention, compact LM head, fast LoRA dropout)",
     "mathtune-fp32": "(d) mathtune, precision fp32 (same levers)",
     "mathtune-recast": "(e) (c) with speed.frozen_bf16 off (frozen weights cast to bf16 at every forward)",
+    "mathtune-peft-lora": "(f) (c) with speed.fused_lora off (PEFT's LoRA forward)",
 }
 
 
@@ -261,7 +264,7 @@ def report(spec: BenchSpec, results: list[dict], bound: dict[str, float], comman
     rows += [_way_row(r, results, by_way, bound, flop_per_token) for r in results]
     first = {r["way"]: r for r in reversed(results) if "losses" in r}
     notes = []
-    for way in ("mathtune", "mathtune-recast", "mathtune-fp32", "trl-defaults"):
+    for way in ("mathtune", "mathtune-peft-lora", "mathtune-recast", "mathtune-fp32", "trl-defaults"):
         if way in first and "trl-fp32" in first:
             n, la, lb, gap = _loss_gap(first[way], first["trl-fp32"])
             notes.append(f"{way} {la:.4f} vs plain TRL fp32 {lb:.4f} after step {n} ({gap:.2%} apart)")

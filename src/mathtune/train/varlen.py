@@ -10,10 +10,13 @@ and the cost is the sum of the examples' squared lengths, halved by causal skipp
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 
 VARLEN_ATTENTION = "mathtune_varlen"
+FP32_ATTENTION_MAX_TOKENS = 200  # CPU bf16: examples up to this length attend in fp32 (see below)
 
 
 def segment_bounds(cu_seq_lens: torch.Tensor | None, position_ids: torch.Tensor | None, length: int) -> list[int]:
@@ -47,15 +50,23 @@ def varlen_attention_forward(
     if len(bounds) < 3:  # one example per row (or decoding): the ordinary path, mask and all
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       position_ids=position_ids, **kwargs)
+    # bf16 q/k/v on a CPU (under autocast): a short example's attention runs in fp32. Up to ~200 tokens torch's CPU
+    # flash kernel takes longer forward + backward in bf16 than in fp32 including the casts; from ~220 on it does
+    # not (benchmarks/results/varlen_attention_dtype.md: 1.7x at 60 tokens, 1.4x at 120, 1.0x at 220, 0.8x at 800).
+    cpu_bf16 = query.device.type == "cpu" and query.dtype == torch.bfloat16
     groups = getattr(module, "num_key_value_groups", 1)
     if groups > 1:  # grouped-query attention: expand k/v heads once, not per example
         key = key.repeat_interleave(groups, dim=1)
         value = value.repeat_interleave(groups, dim=1)
-    outs = [
-        F.scaled_dot_product_attention(query[:, :, s:e], key[:, :, s:e], value[:, :, s:e], is_causal=True,
-                                       dropout_p=dropout, scale=scaling)
-        for s, e in zip(bounds[:-1], bounds[1:])
-    ]
+
+    def attend(q, k, v):
+        if cpu_bf16 and q.shape[2] <= FP32_ATTENTION_MAX_TOKENS:
+            return F.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=True, dropout_p=dropout,
+                                                  scale=scaling).to(q.dtype)
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout, scale=scaling)
+
+    with torch.autocast("cpu", enabled=False) if cpu_bf16 else contextlib.nullcontext():  # CPU autocast lists sdpa
+        outs = [attend(query[:, :, s:e], key[:, :, s:e], value[:, :, s:e]) for s, e in zip(bounds[:-1], bounds[1:])]
     return torch.cat(outs, dim=2).transpose(1, 2).contiguous(), None
 
 
