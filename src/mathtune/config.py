@@ -87,8 +87,9 @@ class EvalConfig(Strict):
     merge_adapter: bool = True  # fold a LoRA adapter into the weights before generating (same outputs, faster)
     # opt-in: generate in bf16 (the model is cast in place) or with int8 linear layers (torch dynamic quantisation,
     # CPU only). Faster on some CPUs, but greedy completions then differ from fp32 ones (measured:
-    # benchmarks/results/eval_speed.md); fp32 stays the default
-    precision: Literal["fp32", "bf16", "int8"] = "fp32"
+    # benchmarks/results/eval_speed.md); fp32 stays the default. auto: bf16 where the device multiplies bf16 fast
+    # (mathtune.precision.decide_precision, as speed.precision: auto), else fp32; the choice is in summary.json
+    precision: Literal["fp32", "bf16", "int8", "auto"] = "fp32"
 
 
 class DataConfig(Strict):

@@ -208,6 +208,22 @@ def test_pass_rates_are_cached_in_the_run_folder(tmp_path, monkeypatch):
     assert calls == [2, 2]  # other settings: sampled again
 
 
+def test_pass_rate_file_names_each_prompts_question(tmp_path, monkeypatch):
+    import json
+
+    import mathtune.train.grpo_pass_rate as module
+    from mathtune.config import FormatConfig
+    from mathtune.train.grpo import to_grpo_rows
+
+    monkeypatch.setattr(module, "sample_scores", lambda model, tok, rows, k, sampling: [[1.0, 0.0] for _ in rows])
+    source = [{"question": "6 - 9 =", "answer": "-3", "meta": {"task": "chain_sum"}}]
+    rows = to_grpo_rows(source, FormatConfig(template="instruction"), None)
+    assert rows[0]["question"] == "6 - 9 =" and "6 - 9 =" in rows[0]["prompt"] and rows[0]["answer"] == "-3"
+    path = tmp_path / "step-00000.json"
+    pass_rates(None, None, rows, 2, {"max_new_tokens": 8}, path)
+    assert json.loads(path.read_text())["prompts"][0]["question"] == "6 - 9 =", "which prompt a rate belongs to"
+
+
 # --- guard-rails on synthetic logs -------------------------------------------------------------------------------
 def feed(guard: GuardRails, rows: list[dict]) -> SimpleNamespace:
     state, control = SimpleNamespace(global_step=0, log_history=[]), SimpleNamespace(should_training_stop=False)

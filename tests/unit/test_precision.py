@@ -132,3 +132,18 @@ def test_run_info_gets_the_precision(tmp_path):
     assert info == {"seed": 1, "precision": {"eval": {"dtype": "fp32"}, "train": {"dtype": "bf16", "why": "amx"}}}
     update_run_info(tmp_path / "nothing", precision={})  # no run folder: nothing written
     assert not (tmp_path / "nothing").exists()
+
+
+@pytest.mark.parametrize(("cpu", "expected"), [(SAPPHIRE, torch.bfloat16), (ZEN3, torch.float32)])
+def test_eval_precision_auto_decodes_as_the_processor_allows(monkeypatch, cpu, expected):
+    from mathtune.config import EvalConfig
+    from mathtune.eval.generate import for_precision, resolve_precision
+    from support.tiny import tiny_model
+
+    monkeypatch.setattr(P, "read_cpu_info", lambda: cpu)
+    assert EvalConfig(precision="auto").precision == "auto"
+    name, why = resolve_precision("auto", "cpu")
+    assert name == {torch.bfloat16: "bf16", torch.float32: "fp32"}[expected] and why.startswith(f"auto -> {name}")
+    assert resolve_precision("int8", "cpu") == ("int8", "eval.precision: int8"), "explicit choices are kept"
+    model = for_precision(tiny_model(), "auto")
+    assert {p.dtype for p in model.parameters()} == {expected}

@@ -367,14 +367,26 @@ def _saved_generation_config(path: str) -> Any:
         return None
 
 
+def resolve_precision(precision: str, device: Any = "cpu") -> tuple[str, str]:
+    """`eval.precision` as the precision it runs in (auto: bf16 where `device` multiplies bf16 fast, else fp32), why."""
+    if precision != "auto":
+        return precision, f"eval.precision: {precision}"
+    from mathtune.precision import decide_precision
+
+    dtype, why = decide_precision("auto", device)
+    return ("bf16" if dtype == torch.bfloat16 else "fp32"), why
+
+
 def for_precision(model: Any, precision: str) -> Any:
     """The model as `eval.precision` asks (changed in place): fp32 as it is, bf16 cast, int8 linear layers."""
+    if precision == "auto":
+        precision, _ = resolve_precision(precision, next(model.parameters()).device)
     if precision == "fp32":
         return model
     if precision == "bf16":
         return model.to(torch.bfloat16)
     if precision != "int8":
-        raise UserError(f"eval.precision: {precision!r} is not one of fp32, bf16, int8")
+        raise UserError(f"eval.precision: {precision!r} is not one of fp32, bf16, int8, auto")
     if next(model.parameters()).device.type != "cpu":
         raise UserError("eval.precision int8 is for CPUs (torch dynamic quantisation); use bf16 on a GPU")
     # torch's own dynamic quantisation: int8 weights per tensor, activations quantised per call. Deprecated in favour

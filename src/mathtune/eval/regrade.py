@@ -21,7 +21,7 @@ from mathtune.answers import grade_detailed
 from mathtune.answers.external import external_verdicts, flexible_extract, strict_extract
 from mathtune.errors import UserError
 from mathtune.eval.diagnostics import diagnose
-from mathtune.runs import RECIPE_FILE, atomic_write_json, atomic_write_text
+from mathtune.runs import RECIPE_FILE, atomic_write_json, atomic_write_text, read_json
 
 SAMPLES_FILE = "samples.jsonl"
 GRADER_CHOICES = ("mathtune", "strict", "flexible", "math-verify")
@@ -206,6 +206,10 @@ def write_regrade(
     n_samples = max(r["sample"] for r in records) + 1
     summary = summarize(records, n_samples) if all("diagnostics" in r for r in records) else _plain_summary(records)
     summary.update(grader=grader, source=str(samples), command=command)
+    stored = read_json(samples.parent / "summary.json")
+    decoded = stored.get("decode_precision") if isinstance(stored, dict) else None
+    if decoded:  # how the completions were generated: the regrade does not change it
+        summary["decode_precision"] = decoded
     atomic_write_json(out_dir / "summary.json", summary)
     agree = agreement([r for r in records if r["sample"] == 0], grader, against, examples)
     atomic_write_json(out_dir / "regrade.json", {**agree, "source": str(samples), "command": command})

@@ -100,7 +100,7 @@ def evaluate(
     by (problem, sample) at the end, so a resumed run leaves the same file as an uninterrupted one. `shard` (i, n):
     only slice i of n of the problems (eval/shard.py), each sample keeping its index in the whole set.
     """
-    from mathtune.eval.generate import for_precision, make_generator
+    from mathtune.eval.generate import for_precision, make_generator, resolve_precision
 
     rows = rows[: cfg.limit] if cfg.limit else rows
     if shard is not None:
@@ -121,9 +121,12 @@ def evaluate(
     done = [r for r in done if r["index"] in finished]
     atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in done))  # without a torn tail or partial problems
     todo = [i for i in sorted(indices) if i not in finished]
+    precision = None  # what the hf backend decodes in (eval.precision auto resolved), recorded in the summary
+    if cfg.backend == "hf" and model is not None:
+        precision = dict(zip(("precision", "why"), resolve_precision(cfg.precision, next(model.parameters()).device)))
     if todo:
         if generator is None and cfg.backend == "hf":
-            model = for_precision(model, cfg.precision)
+            model = for_precision(model, precision["precision"])
         generator = generator or make_generator(cfg.backend, model, tokenizer)
         prompts = [build(rows[i]["question"]) for i in todo]
         pattern = strict_pattern(cfg)
@@ -136,6 +139,8 @@ def evaluate(
     records = sorted(read_samples(path), key=lambda r: (r["index"], r["sample"]))
     atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
     summary = summarize(records, cfg.samples)
+    if precision is not None:
+        summary["decode_precision"] = precision
     atomic_write_json(out_dir / SUMMARY_FILE, summary)
     return summary
 

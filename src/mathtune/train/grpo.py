@@ -98,6 +98,7 @@ def to_grpo_rows(rows: list[dict], fmt, tokenizer) -> list[dict]:
         meta = r.get("meta") or {}
         out.append({
             "prompt": build_prompt(r["question"], fmt, tokenizer),
+            "question": r["question"],  # read by the pass-rate cache and reports; rewards ignore it
             "answer": r.get("answer", ""),
             "task": meta.get("task", ""),
             "entry": json.dumps(meta["entry"]) if "entry" in meta else "",
