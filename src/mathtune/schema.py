@@ -57,6 +57,12 @@ def describe_error(error: ValidationError, where: str, model: type[BaseModel]) -
         if part != "__root__":
             key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
     kind, given, ctx = err["type"], err.get("input"), err.get("ctx") or {}
+    if isinstance(given, bool) and (kind == "invalid_key" or err["loc"][-1:] == ("[key]",)):
+        # YAML 1.1 (PyYAML) reads an unquoted on/off/yes/no/true/false key as a boolean: name the cause
+        parent = [p for p in err["loc"][:-1 if kind == "invalid_key" else -2] if p != "__root__"]
+        block = where + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parent)
+        return (f"{block or 'recipe'}: a key was read as the boolean {given}: YAML reads an unquoted "
+                "on/off/yes/no/true/false key as a boolean; quote it (\"on\": ...)")
     if kind == "missing":
         return f"{key}: missing required key"
     if kind == "extra_forbidden":

@@ -80,6 +80,20 @@ def test_missing_and_malformed_files(tmp_path):
         load_recipe(str(nodata))
 
 
+def test_a_yaml_boolean_key_is_named_as_such(tmp_path):
+    recipe = tmp_path / "bool.yaml"
+    # `on:` unquoted is the boolean True in YAML 1.1: inside a free-form block and at a block of fixed keys
+    recipe.write_text("kind: grpo\ndata: {eval: {source: gsm8k, split: test}}\ngrpo:\n  dynamic_sampling: {on: [accuracy]}\n")
+    with pytest.raises(UserError) as err:
+        load_recipe(str(recipe))
+    msg = str(err.value)
+    assert "grpo.dynamic_sampling: a key was read as the boolean True" in msg and "quote it" in msg
+    assert "\n" not in msg
+    recipe.write_text("data: {eval: {source: gsm8k, split: test}}\ntrainer: {yes: 1}\n")
+    with pytest.raises(UserError, match=r"trainer: a key was read as the boolean True"):
+        load_recipe(str(recipe))
+
+
 @pytest.mark.parametrize("kind, override, message", [
     ("sft", "trainer.learning_rat=1e-4", "trainer.learning_rat: not an argument of trl.SFTConfig (did you mean 'learning_rate'?)"),
     ("sft", "trainer.per_device_train_batch_size=0", "trainer.per_device_train_batch_size: expected a value >= 1, got 0"),

@@ -107,6 +107,20 @@ def test_signal_meter_counts_groups_with_a_reward_spread():
     assert acc.__name__ == "<lambda>"  # the wrapped function keeps its name for TRL's logs
 
 
+def test_signal_meter_judges_the_chosen_rewards_only():
+    from mathtune.train.grpo_callbacks import SignalMeter
+
+    all_wrong = [0.0] * 8
+    graded = [0.1, 0.3, 0.2, 0.4, 0.5, 0.1, 0.0, 0.2]  # a graded side reward: every group has a spread
+    for columns, want in ((None, 1.0), ([0], 0.0)):
+        meter = SignalMeter([1.0, 0.5], group_size=4, columns=columns)
+        acc = meter.wrap(0, lambda completions, **_: all_wrong)
+        rep = meter.wrap(1, lambda completions, **_: graded)
+        acc(["c"] * 8)
+        rep(["c"] * 8)
+        assert meter.take() == want, "on the outcome alone, all-wrong groups carry no signal"
+
+
 def test_unknown_reward_lists_known_ones():
     with pytest.raises(UserError) as err:
         build_rewards(recipe(rewards=[{"name": "acuracy"}]))

@@ -190,7 +190,7 @@ def run_grpo(recipe: Recipe, run_dir: Path, home: Path, resume: bool = False) ->
     eval_cfg = recipe.eval.model_copy(update={"limit": recipe.grpo.eval_limit or recipe.eval.limit})
     evals: dict[int, dict] = {}
     accuracy_name = next((r.name for r in recipe.grpo.rewards if r.name == "accuracy"), None)
-    meter = SignalMeter(weights, args.num_generations)
+    meter = SignalMeter(weights, args.num_generations, columns=spread_on)  # the signal dynamic sampling judges
     guard = GuardRails(accuracy_name, meter, recipe.grpo.guard_rails)
 
     def run_eval(m, step, final=False):

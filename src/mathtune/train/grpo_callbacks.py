@@ -35,10 +35,16 @@ def spread_flags(totals: list[float | None], group_size: int, tol: float = 1e-6)
 
 
 class SignalMeter:
-    """Wraps the reward functions to see each generation batch's rewards and count groups with a reward spread."""
+    """Wraps the reward functions to see each generation batch's rewards and count groups with a reward spread.
 
-    def __init__(self, weights: list[float], group_size: int, tol: float = 1e-6):
+    `columns`: the rewards whose spread counts (dynamic sampling's `spread_of`; None: the weighted total). A graded
+    side reward such as `repetition` differs between any two completions, so judged on the total the share read
+    ~100% while no answer was right; judged on the outcome it says whether GRPO has anything to reinforce.
+    """
+
+    def __init__(self, weights: list[float], group_size: int, tol: float = 1e-6, columns: list[int] | None = None):
         self.weights, self.group_size, self.tol = weights, group_size, tol
+        self.columns = set(range(len(weights)) if columns is None else columns)
         self._pending: dict[int, list] = {}
         self._shares: list[float] = []
 
@@ -58,7 +64,9 @@ class SignalMeter:
     def _close(self) -> None:
         rows = zip(*(self._pending[i] for i in range(len(self.weights))))
         # like TRL: None rewards are skipped; a completion no reward could judge is left out of its group
-        totals = [None if all(v is None for v in vals) else sum(w * v for w, v in zip(self.weights, vals) if v is not None)
+        rows = [[v for i, v in enumerate(vals) if i in self.columns] for vals in rows]
+        weights = [w for i, w in enumerate(self.weights) if i in self.columns]
+        totals = [None if all(v is None for v in vals) else sum(w * v for w, v in zip(weights, vals) if v is not None)
                   for vals in rows]
         self._pending.clear()
         varied = spread_flags(totals, self.group_size, self.tol)
