@@ -153,6 +153,9 @@ def test_regrade_cli_on_a_tiny_models_eval(tmp_path, tiny_checkpoint):
     assert "math-verify vs stored" in proc.stdout and "agreement" in proc.stdout
     regraded = read_records(tmp_path / "re" / "samples.jsonl")
     assert [r["correct"] for r in regraded] == [r["graders"]["math_verify"] for r in records]
+    assert summary["decode_precision"] == {"precision": "fp32", "why": "eval.precision: fp32"}
+    kept = json.loads((tmp_path / "re" / "summary.json").read_text())["decode_precision"]
+    assert kept == summary["decode_precision"], "a regrade keeps how the completions were decoded"
     # bad input: one line, exit code 2, no traceback
     bad = _cli("regrade", str(tmp_path / "missing"), cwd=tmp_path)
     assert bad.returncode == 2 and "no samples file" in bad.stderr and "Traceback" not in bad.stderr

@@ -207,7 +207,7 @@ def _merge(folders: List[Path], output: Optional[Path]) -> None:
     from mathtune.config import Recipe
     from mathtune.eval.report import write_eval_report
     from mathtune.schema import describe_error
-    from mathtune.eval.runner import summarize
+    from mathtune.eval.runner import stored_decode_precision, summarize
     from mathtune.eval.shard import check_shards, merged_records
     from mathtune.runs import (
         SAMPLES_FILE, SUMMARY_FILE, atomic_write_json, atomic_write_text, default_run_dir, update_run_info,
@@ -225,6 +225,9 @@ def _merge(folders: List[Path], output: Optional[Path]) -> None:
     update_run_info(run_dir, merged_from=[str(f) for f in folders], adapter=infos[0].get("adapter"))
     atomic_write_text(run_dir / SAMPLES_FILE, "".join(json.dumps(r) + "\n" for r in records))
     summary = summarize(records, cfg.eval.samples)
+    decoded = stored_decode_precision(folders)
+    if decoded:
+        summary["decode_precision"] = decoded
     atomic_write_json(run_dir / SUMMARY_FILE, summary)
     write_eval_report(run_dir, cfg, summary)
     typer.echo(f"merged {len(folders)} shards: accuracy {summary.get('accuracy', float('nan')):.1%} "

@@ -21,7 +21,7 @@ from mathtune.answers import grade_detailed
 from mathtune.answers.external import external_verdicts, flexible_extract, strict_extract
 from mathtune.errors import UserError
 from mathtune.eval.diagnostics import diagnose
-from mathtune.runs import RECIPE_FILE, atomic_write_json, atomic_write_text, read_json
+from mathtune.runs import RECIPE_FILE, atomic_write_json, atomic_write_text
 
 SAMPLES_FILE = "samples.jsonl"
 GRADER_CHOICES = ("mathtune", "strict", "flexible", "math-verify")
@@ -188,7 +188,7 @@ def write_regrade(
     source: Path, out_dir: Path, grader: str, against: str, bench: str | None, examples: int, command: str
 ) -> dict[str, Any]:
     """Regrade `source` into `out_dir` (refused if it holds samples or is the input's folder); returns the agreement."""
-    from mathtune.eval.runner import summarize
+    from mathtune.eval.runner import stored_decode_precision, summarize
 
     if grader not in GRADER_CHOICES:
         raise UserError(f"--grader: {grader!r} is not one of {', '.join(GRADER_CHOICES)}")
@@ -206,8 +206,7 @@ def write_regrade(
     n_samples = max(r["sample"] for r in records) + 1
     summary = summarize(records, n_samples) if all("diagnostics" in r for r in records) else _plain_summary(records)
     summary.update(grader=grader, source=str(samples), command=command)
-    stored = read_json(samples.parent / "summary.json")
-    decoded = stored.get("decode_precision") if isinstance(stored, dict) else None
+    decoded = stored_decode_precision([samples.parent])
     if decoded:  # how the completions were generated: the regrade does not change it
         summary["decode_precision"] = decoded
     atomic_write_json(out_dir / "summary.json", summary)

@@ -145,6 +145,20 @@ def evaluate(
     return summary
 
 
+def stored_decode_precision(folders: list[Path]) -> Any:
+    """What the evaluations in `folders` decoded in (their summaries' `decode_precision`): one entry when they agree,
+    a list when they differ (shards run on different machines), None when none recorded it."""
+    from mathtune.runs import read_json
+
+    seen = []
+    for folder in folders:
+        stored = read_json(folder / SUMMARY_FILE)
+        entry = stored.get("decode_precision") if isinstance(stored, dict) else None
+        if entry and entry not in seen:
+            seen.append(entry)
+    return seen[0] if len(seen) == 1 else (seen or None)
+
+
 def summarize(records: list[dict], samples: int) -> dict[str, Any]:
     """Accuracy with a 95% Wilson interval, failure rates, lengths, diagnostics; pass@k and maj@k when sampling."""
     first = [r for r in records if r["sample"] == 0]
