@@ -29,7 +29,7 @@ def heldout_by_sign(run: Path) -> list[str]:
     for folder in sorted((run / "evals").glob("step-*")):
         samples = [json.loads(line) for line in (folder / "samples.jsonl").read_text().splitlines() if line.strip()]
         neg = [s for s in samples if negative(s.get("gold_raw", s.get("gold")))]
-        other = [s for s in samples if s not in neg]
+        other = [s for s in samples if not negative(s.get("gold_raw", s.get("gold")))]
         rows.append(f"| {run.name} | {int(folder.name.split('-')[1])} | {sum(bool(s['correct']) for s in neg)} / "
                     f"{len(neg)} | {sum(bool(s['correct']) for s in other)} / {len(other)} |")
     return rows

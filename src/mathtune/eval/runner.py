@@ -12,7 +12,9 @@ from mathtune.config import EvalConfig, FormatConfig
 from mathtune.data.formats import build_prompt
 from mathtune.eval.diagnostics import aggregate, diagnose
 from mathtune.eval.metrics import accuracy_ci, completion_rates, maj_at_k, mean_pass_at_k
-from mathtune.runs import SAMPLES_FILE, SUMMARY_FILE, atomic_write_json, atomic_write_text, read_samples  # noqa: F401
+from mathtune.runs import (  # noqa: F401
+    SAMPLES_FILE, SUMMARY_FILE, atomic_write_json, atomic_write_text, read_json, read_samples,
+)
 
 ZERO_SHOT_STOP = ["Question:", "Q:"]  # a model that starts a new question has finished answering this one
 FINAL_LINE = r"####[^\n]*\d[^\n]*\n"  # a completed `#### N` line: stop there (stop_after_answer)
@@ -122,10 +124,10 @@ def evaluate(
     atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in done))  # without a torn tail or partial problems
     todo = [i for i in sorted(indices) if i not in finished]
     precision = None  # what the hf backend decodes in (eval.precision auto resolved), recorded in the summary
-    if cfg.backend == "hf" and model is not None:
+    if generator is None and cfg.backend == "hf":
         precision = dict(zip(("precision", "why"), resolve_precision(cfg.precision, next(model.parameters()).device)))
     if todo:
-        if generator is None and cfg.backend == "hf":
+        if precision is not None:
             model = for_precision(model, precision["precision"])
         generator = generator or make_generator(cfg.backend, model, tokenizer)
         prompts = [build(rows[i]["question"]) for i in todo]
@@ -148,8 +150,6 @@ def evaluate(
 def stored_decode_precision(folders: list[Path]) -> Any:
     """What the evaluations in `folders` decoded in (their summaries' `decode_precision`): one entry when they agree,
     a list when they differ (shards run on different machines), None when none recorded it."""
-    from mathtune.runs import read_json
-
     seen = []
     for folder in folders:
         stored = read_json(folder / SUMMARY_FILE)

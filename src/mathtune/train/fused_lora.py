@@ -43,7 +43,7 @@ class _SharedCast:
 
 def _plain_lora(module, kwargs) -> str | None:
     """The one active adapter's name when `module` can take the fused path for this call, else None."""
-    if module.disable_adapters or module.merged or kwargs.get("adapter_names") is not None or kwargs:
+    if module.disable_adapters or module.merged or kwargs:  # adapter_names (mixed batches) or any other option
         return None
     active = [a for a in module.active_adapters if a in module.lora_A]
     if len(active) != 1 or active[0] in getattr(module, "lora_variant", {}):

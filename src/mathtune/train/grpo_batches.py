@@ -57,8 +57,12 @@ def join_groups(parts: list[tuple[dict, int]], group_size: int, pad_id: int, mul
     return out
 
 
-def group_totals(rewards_per_func: torch.Tensor, weights: torch.Tensor) -> list[float | None]:
-    """Each completion's weighted reward sum as TRL forms it (None-rewards skipped; None when none judged it)."""
+def group_totals(rewards_per_func: torch.Tensor, weights: torch.Tensor,
+                 columns: list[int] | None = None) -> list[float | None]:
+    """Each completion's weighted reward sum as TRL forms it (None-rewards skipped; None when none judged it), over
+    the reward `columns` only when given (dynamic sampling's `spread_of`)."""
+    if columns is not None:
+        rewards_per_func, weights = rewards_per_func[:, columns], weights[columns]
     unscorable = torch.isnan(rewards_per_func).all(dim=1)
     totals = (rewards_per_func * weights.to(rewards_per_func.device).unsqueeze(0)).nansum(dim=1)
     return [None if bad else float(t) for t, bad in zip(totals.tolist(), unscorable.tolist())]

@@ -2,7 +2,8 @@
 
 TRL already logs per-reward mean/std (`rewards/NAME/mean`), `completions/mean_length` and
 `completions/clipped_ratio`. SignalMeter measures `signal_share`, the share of prompt groups whose weighted rewards
-are not all equal (only those carry a learning signal); the guard-rails (grpo_guards.py) add it to each step's log.
+(those dynamic sampling judges: `spread_of`) are not all equal (only those carry a learning signal); the
+guard-rails (grpo_guards.py) add it to each step's log.
 
 Why not TRL's `frac_reward_zero_std`: it tests the group std with torch.isclose (atol 1e-8), and the float32 std of
 identical rewards such as 0.2 x 8 comes out near 1.5e-8, so groups with no signal were counted as having one
@@ -15,7 +16,10 @@ import logging
 import time
 from pathlib import Path
 
+import torch
 from transformers import TrainerCallback
+
+from mathtune.train.grpo_batches import group_totals
 
 log = logging.getLogger("mathtune")
 
@@ -43,8 +47,7 @@ class SignalMeter:
     """
 
     def __init__(self, weights: list[float], group_size: int, tol: float = 1e-6, columns: list[int] | None = None):
-        self.weights, self.group_size, self.tol = weights, group_size, tol
-        self.columns = set(range(len(weights)) if columns is None else columns)
+        self.weights, self.group_size, self.tol, self.columns = weights, group_size, tol, columns
         self._pending: dict[int, list] = {}
         self._shares: list[float] = []
 
@@ -63,11 +66,10 @@ class SignalMeter:
 
     def _close(self) -> None:
         rows = zip(*(self._pending[i] for i in range(len(self.weights))))
-        # like TRL: None rewards are skipped; a completion no reward could judge is left out of its group
-        rows = [[v for i, v in enumerate(vals) if i in self.columns] for vals in rows]
-        weights = [w for i, w in enumerate(self.weights) if i in self.columns]
-        totals = [None if all(v is None for v in vals) else sum(w * v for w, v in zip(weights, vals) if v is not None)
-                  for vals in rows]
+        # like TRL (and dynamic sampling): None rewards are skipped; a completion no reward judged leaves its group
+        rewards = torch.tensor([[float("nan") if v is None else float(v) for v in vals] for vals in rows],
+                               dtype=torch.float64).reshape(-1, len(self.weights))
+        totals = group_totals(rewards, torch.tensor(self.weights, dtype=torch.float64), self.columns)
         self._pending.clear()
         varied = spread_flags(totals, self.group_size, self.tol)
         if varied:

@@ -56,10 +56,7 @@ class MathtuneGRPOTrainer(GRPOTrainer):
         while True:
             out = super()._generate_and_score_completions(batch)
             tries += 1
-            rewards, weights = self._last_rewards, self.reward_weights
-            if self.spread_on is not None:
-                rewards, weights = rewards[:, self.spread_on], weights[self.spread_on]
-            flags = spread_flags(group_totals(rewards, weights), size)
+            flags = spread_flags(group_totals(self._last_rewards, self.reward_weights, self.spread_on), size)
             for g, varied in enumerate(flags):
                 (kept if varied else spare).append((out, g))
             drawn += len(flags)
